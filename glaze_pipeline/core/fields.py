@@ -1,0 +1,245 @@
+"""The field catalog: the only place an enrichable field is defined.
+
+Everything else (pandera model, Postgres columns, CLI choices, README table)
+is generated from `CATALOG`, so adding a field is one entry here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+
+class EntityType(StrEnum):
+    COMPANY_WEBSITE = "company_website"
+    LINKEDIN_COMPANY = "linkedin_company"
+    LINKEDIN_PERSON = "linkedin_person"
+
+
+class Subject(StrEnum):
+    """Whom a field describes; decides which entity types may want it."""
+
+    COMPANY = "company"
+    PERSON = "person"
+
+
+SUBJECT_OF_ENTITY: dict[EntityType, Subject] = {
+    EntityType.COMPANY_WEBSITE: Subject.COMPANY,
+    EntityType.LINKEDIN_COMPANY: Subject.COMPANY,
+    EntityType.LINKEDIN_PERSON: Subject.PERSON,
+}
+
+Normaliser = Callable[[str], str | None]
+
+_SPACES = re.compile(r"\s+")
+_EMAIL = re.compile(r"^[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,63}$")
+_INT = re.compile(r"^\d{1,9}$")
+
+
+def _text(limit: int) -> Normaliser:
+    def normalise(raw: str) -> str | None:
+        value = _SPACES.sub(" ", raw).strip()
+        if not value:
+            return None
+        return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+    return normalise
+
+
+def normalise_email(raw: str) -> str | None:
+    value = raw.strip().lower().removeprefix("mailto:").split("?", 1)[0]
+    return value if _EMAIL.match(value) else None
+
+
+def normalise_phone(raw: str) -> str | None:
+    """E.164 when the number carries its country code; digits with + otherwise None."""
+    value = raw.strip().removeprefix("tel:")
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if "://" not in value:
+        value = "https://" + value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "." not in parts.hostname:
+        return None
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme}://{parts.hostname.lower()}{path}"
+
+
+def _profile(host_pattern: str, prefixes: tuple[str, ...], canonical: str) -> Normaliser:
+    """Canonical social profile URL (`canonical` + handle), refusing share/intent links."""
+    pattern = re.compile(
+        r"^(?:https?://)?(?:[a-z]{2,3}\.|www\.|m\.)?" + host_pattern + r"/(" + "|".join(prefixes) + r")([^/?#]+)",
+        re.IGNORECASE,
+    )
+    refused = {"share", "sharer", "intent", "shareArticle", "home", "login", "search"}
+
+    def normalise(raw: str) -> str | None:
+        match = pattern.match(raw.strip())
+        if not match:
+            return None
+        handle = match.group(2)
+        if handle in refused or handle.startswith(("sharer", "share")):
+            return None
+        return canonical.format(prefix=match.group(1), handle=handle.lower() if "linkedin" in host_pattern else handle)
+
+    return normalise
+
+
+def normalise_country(raw: str) -> str | None:
+    value = raw.strip()
+    if len(value) == 2 and value.isalpha():
+        code = value.upper()
+        return code if code in _COUNTRY_CODES else None
+    return _COUNTRY_NAMES.get(value.lower())
+
+
+def normalise_year(raw: str) -> str | None:
+    match = re.search(r"\b(1[6-9]\d\d|20\d\d)\b", raw)
+    if not match:
+        return None
+    year = int(match.group(1))
+    return str(year) if 1600 <= year <= datetime.now(UTC).year else None
+
+
+def normalise_count(raw: str) -> str | None:
+    value = re.sub(r"[,\s.'’]", "", raw.strip().rstrip("+"))
+    return str(int(value)) if _INT.match(value) and int(value) > 0 else None
+
+
+# ISO-3166 alpha-2 codes that phonenumbers knows (it ships the list, so we need not).
+_COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
+_COUNTRY_NAMES = {
+    name: code
+    for code, names in {
+        "US": ("united states", "usa", "united states of america", "us"),
+        "GB": ("united kingdom", "uk", "great britain", "england", "scotland", "wales"),
+        "DE": ("germany", "deutschland"),
+        "FR": ("france",),
+        "NL": ("netherlands", "the netherlands", "nederland", "holland"),
+        "BE": ("belgium", "belgië", "belgique"),
+        "CH": ("switzerland", "schweiz", "suisse"),
+        "AT": ("austria", "österreich"),
+        "ES": ("spain", "españa"),
+        "IT": ("italy", "italia"),
+        "PT": ("portugal",),
+        "IE": ("ireland",),
+        "SE": ("sweden", "sverige"),
+        "NO": ("norway", "norge"),
+        "DK": ("denmark", "danmark"),
+        "FI": ("finland", "suomi"),
+        "PL": ("poland", "polska"),
+        "CZ": ("czech republic", "czechia"),
+        "CA": ("canada",),
+        "AU": ("australia",),
+        "NZ": ("new zealand",),
+        "JP": ("japan",),
+        "CN": ("china",),
+        "IN": ("india",),
+        "SG": ("singapore",),
+        "IL": ("israel",),
+        "BR": ("brazil", "brasil"),
+        "MX": ("mexico", "méxico"),
+        "ZA": ("south africa",),
+        "AE": ("united arab emirates", "uae"),
+        "LU": ("luxembourg",),
+        "EE": ("estonia",),
+    }.items()
+    for name in names
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One enrichable column: who it describes, its type and how a raw value becomes canonical."""
+
+    name: str
+    subject: Subject
+    description: str
+    normalise: Normaliser
+    # The logical type users see in SQL models; values travel as normalised text.
+    sql_type: str = "text"
+
+    def clean(self, raw: object) -> str | None:
+        if raw is None:
+            return None
+        return self.normalise(str(raw))
+
+
+_C, _P = Subject.COMPANY, Subject.PERSON
+
+CATALOG: dict[str, Field] = {
+    f.name: f
+    for f in (
+        Field("company_name", _C, "Company brand or legal name", _text(200)),
+        Field("company_description", _C, "Official one-paragraph description", _text(2000)),
+        Field("company_website", _C, "Official website URL", normalise_url),
+        Field("company_hq_location", _C, "Headquarters as written (city, region, country)", _text(300)),
+        Field("company_city", _C, "Headquarters city", _text(120)),
+        Field("company_country", _C, "Headquarters country, ISO 3166-1 alpha-2", normalise_country),
+        Field("company_employee_count", _C, "Employees, as stated", normalise_count, "integer"),
+        Field("company_industry", _C, "Industry", _text(200)),
+        Field("company_founded_year", _C, "Year founded", normalise_year, "integer"),
+        Field("company_revenue", _C, "Revenue or revenue band, as stated", _text(100)),
+        Field("company_funding", _C, "Funding raised, as stated", _text(100)),
+        Field(
+            "company_linkedin",
+            _C,
+            "LinkedIn company page",
+            _profile(r"linkedin\.com", ("company/", "school/", "showcase/"),
+                     "https://www.linkedin.com/{prefix}{handle}"),
+        ),
+        Field("company_twitter", _C, "X / Twitter profile", _profile(r"(?:twitter|x)\.com", ("",), "https://x.com/{handle}")),
+        Field("company_email", _C, "Public contact email", normalise_email),
+        Field("company_phone", _C, "Public phone number, E.164", normalise_phone),
+        Field("person_name", _P, "Full name", _text(200)),
+        Field("person_email", _P, "Work email", normalise_email),
+        Field("person_phone", _P, "Phone, E.164", normalise_phone),
+        Field("person_title", _P, "Current job title", _text(200)),
+        Field("person_linkedin", _P, "LinkedIn profile",
+              _profile(r"linkedin\.com", ("in/",), "https://www.linkedin.com/{prefix}{handle}")),
+        Field("person_location", _P, "Location as written", _text(300)),
+        Field("person_company", _P, "Current company", _text(200)),
+    )
+}
+
+FIELD_NAMES: tuple[str, ...] = tuple(CATALOG)
+
+
+class UnknownFieldError(ValueError):
+    pass
+
+
+def parse_wanted(spec: str | list[str] | None) -> list[str]:
+    """Fields the user asked for, in catalog order; all of them when none named."""
+    if spec is None or spec == "" or spec == []:
+        return list(FIELD_NAMES)
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    unknown = [n for n in names if n not in CATALOG]
+    if unknown:
+        raise UnknownFieldError(
+            f"unknown field(s): {', '.join(unknown)}. Known fields: {', '.join(FIELD_NAMES)}"
+        )
+    return [n for n in FIELD_NAMES if n in names]
+
+
+def fields_for(entity_type: str, wanted: list[str]) -> list[str]:
+    """The wanted fields that make sense for this entity (a person has no founded year)."""
+    subject = SUBJECT_OF_ENTITY[EntityType(entity_type)]
+    return [n for n in wanted if CATALOG[n].subject == subject]

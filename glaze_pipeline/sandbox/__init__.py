@@ -1,0 +1,1 @@
+"""Loopback stand-ins for the outside world: demo websites and provider simulators."""
