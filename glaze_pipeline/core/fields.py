@@ -173,6 +173,9 @@ class Field:
     subject: Subject
     description: str
     normalise: Normaliser
+    # What a normalised value must look like; the pandera model checks merged values with it.
+    pattern: str | None = None
+    max_length: int = 2000
     # The logical type users see in SQL models; values travel as normalised text.
     sql_type: str = "text"
 
@@ -184,38 +187,47 @@ class Field:
 
 _C, _P = Subject.COMPANY, Subject.PERSON
 
+EMAIL = r"^[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,63}$"
+PHONE = r"^\+[1-9]\d{5,14}$"
+URL = r"^https?://[a-z0-9.\-]+\.[a-z0-9\-]+(/\S*)?$"
+COUNTRY = r"^[A-Z]{2}$"
+YEAR = r"^(1[6-9]|20)\d\d$"
+COUNT = r"^[1-9]\d{0,8}$"
+LINKEDIN_COMPANY = r"^https://www\.linkedin\.com/(company|school|showcase)/[^/?#\s]+$"
+LINKEDIN_PERSON = r"^https://www\.linkedin\.com/in/[^/?#\s]+$"
+X_PROFILE = r"^https://x\.com/[^/?#\s]+$"
+
+_linkedin_company = _profile(
+    r"linkedin\.com", ("company/", "school/", "showcase/"), "https://www.linkedin.com/{prefix}{handle}"
+)
+_linkedin_person = _profile(r"linkedin\.com", ("in/",), "https://www.linkedin.com/{prefix}{handle}")
+_x_profile = _profile(r"(?:twitter|x)\.com", ("",), "https://x.com/{handle}")
+
 CATALOG: dict[str, Field] = {
     f.name: f
     for f in (
-        Field("company_name", _C, "Company brand or legal name", _text(200)),
+        Field("company_name", _C, "Company brand or legal name", _text(200), max_length=200),
         Field("company_description", _C, "Official one-paragraph description", _text(2000)),
-        Field("company_website", _C, "Official website URL", normalise_url),
-        Field("company_hq_location", _C, "Headquarters as written (city, region, country)", _text(300)),
-        Field("company_city", _C, "Headquarters city", _text(120)),
-        Field("company_country", _C, "Headquarters country, ISO 3166-1 alpha-2", normalise_country),
-        Field("company_employee_count", _C, "Employees, as stated", normalise_count, "integer"),
-        Field("company_industry", _C, "Industry", _text(200)),
-        Field("company_founded_year", _C, "Year founded", normalise_year, "integer"),
-        Field("company_revenue", _C, "Revenue or revenue band, as stated", _text(100)),
-        Field("company_funding", _C, "Funding raised, as stated", _text(100)),
-        Field(
-            "company_linkedin",
-            _C,
-            "LinkedIn company page",
-            _profile(r"linkedin\.com", ("company/", "school/", "showcase/"),
-                     "https://www.linkedin.com/{prefix}{handle}"),
-        ),
-        Field("company_twitter", _C, "X / Twitter profile", _profile(r"(?:twitter|x)\.com", ("",), "https://x.com/{handle}")),
-        Field("company_email", _C, "Public contact email", normalise_email),
-        Field("company_phone", _C, "Public phone number, E.164", normalise_phone),
-        Field("person_name", _P, "Full name", _text(200)),
-        Field("person_email", _P, "Work email", normalise_email),
-        Field("person_phone", _P, "Phone, E.164", normalise_phone),
-        Field("person_title", _P, "Current job title", _text(200)),
-        Field("person_linkedin", _P, "LinkedIn profile",
-              _profile(r"linkedin\.com", ("in/",), "https://www.linkedin.com/{prefix}{handle}")),
-        Field("person_location", _P, "Location as written", _text(300)),
-        Field("person_company", _P, "Current company", _text(200)),
+        Field("company_website", _C, "Official website URL", normalise_url, URL),
+        Field("company_hq_location", _C, "Headquarters as written (city, region, country)", _text(300), None, 300),
+        Field("company_city", _C, "Headquarters city", _text(120), None, 120),
+        Field("company_country", _C, "Headquarters country, ISO 3166-1 alpha-2", normalise_country, COUNTRY),
+        Field("company_employee_count", _C, "Employees, as stated", normalise_count, COUNT, sql_type="integer"),
+        Field("company_industry", _C, "Industry", _text(200), None, 200),
+        Field("company_founded_year", _C, "Year founded", normalise_year, YEAR, sql_type="integer"),
+        Field("company_revenue", _C, "Revenue or revenue band, as stated", _text(100), None, 100),
+        Field("company_funding", _C, "Funding raised, as stated", _text(100), None, 100),
+        Field("company_linkedin", _C, "LinkedIn company page", _linkedin_company, LINKEDIN_COMPANY),
+        Field("company_twitter", _C, "X / Twitter profile", _x_profile, X_PROFILE),
+        Field("company_email", _C, "Public contact email", normalise_email, EMAIL),
+        Field("company_phone", _C, "Public phone number, E.164", normalise_phone, PHONE),
+        Field("person_name", _P, "Full name", _text(200), None, 200),
+        Field("person_email", _P, "Work email", normalise_email, EMAIL),
+        Field("person_phone", _P, "Phone, E.164", normalise_phone, PHONE),
+        Field("person_title", _P, "Current job title", _text(200), None, 200),
+        Field("person_linkedin", _P, "LinkedIn profile", _linkedin_person, LINKEDIN_PERSON),
+        Field("person_location", _P, "Location as written", _text(300), None, 300),
+        Field("person_company", _P, "Current company", _text(200), None, 200),
     )
 }
 

@@ -1,0 +1,323 @@
+"""`glaze`: upload, enrich, export and query tables; manage the local servers; run the demo and the UI."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import polars as pl
+import psycopg
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from glaze_pipeline.config import ConfigError, Settings, settings
+from glaze_pipeline.core import db, services
+from glaze_pipeline.core.export import export_frame, write_export
+from glaze_pipeline.core.fields import FIELD_NAMES, UnknownFieldError
+from glaze_pipeline.core.ingest import UploadError
+from glaze_pipeline.core.tables import TableNotFound, TableStatus, list_tables, table_info
+from glaze_pipeline.core.uploads import Uploaded, upload_file
+
+console = Console(stderr=True)
+# Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
+out = Console(width=None if Console().is_terminal else 200)
+_PROGRESS = re.compile(r"^(\w+): (\d+)/(\d+) rows$")
+
+
+class UserError(click.ClickException):
+    """An error the user can act on: printed without a traceback, exit code 2."""
+
+    exit_code = 2
+
+
+@contextmanager
+def database(s: Settings) -> Iterator[psycopg.Connection]:
+    """Every command that touches Postgres: ensure the server, apply pending migrations, connect."""
+    url = services.ensure_database(s)
+    db.migrate(url)
+    with db.connect(url) as conn:
+        yield conn
+
+
+def _settings() -> Settings:
+    try:
+        return settings()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
+def main(verbose: bool) -> None:
+    """glaze-pipeline: enrich tables of company and person URLs through a provider waterfall."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+# --- services --------------------------------------------------------------------------------------
+
+
+@main.group()
+def services_cmd() -> None:
+    """Start, stop or show the PostgreSQL and Redis servers glaze uses."""
+
+
+main.add_command(services_cmd, name="services")
+
+
+def _print_services(states: list[services.ServiceState]) -> None:
+    table = Table("service", "running", "kind", "url")
+    for s in states:
+        table.add_row(s.name, "yes" if s.running else "no", "embedded" if s.embedded else "configured",
+                      services.redact(s.url))
+    out.print(table)
+
+
+@services_cmd.command("up")
+def services_up() -> None:
+    """Start the embedded servers (no-op for configured URLs) and apply migrations."""
+    s = _settings()
+    states = services.services_up(s)
+    db.migrate(states[0].url or "")
+    _print_services(states)
+
+
+@services_cmd.command("down")
+def services_down() -> None:
+    """Stop the embedded servers (configured servers are left alone)."""
+    _print_services(services.services_down(_settings()))
+
+
+@services_cmd.command("status")
+def services_status() -> None:
+    """Show whether each server answers."""
+    _print_services(services.services_status(_settings()))
+
+
+# --- upload / enrich ---------------------------------------------------------------------------------
+
+
+def _upload(conn: psycopg.Connection, path: Path, name: str | None, url_column: str | None, fields: str | None,
+            status: str) -> Uploaded:
+    try:
+        uploaded = upload_file(conn, path, name=name, url_column=url_column, fields=fields, status=status)
+    except (UploadError, UnknownFieldError) as exc:
+        raise UserError(str(exc)) from exc
+    c = uploaded.counts
+    console.print(
+        f"[bold]{path.name}[/] → table [bold cyan]{uploaded.table_id}[/] (URL column {uploaded.url_column!r}): "
+        f"{c.rows_in} rows in = {c.accepted} accepted + {c.rejected} rejected + {c.duplicates} duplicates"
+    )
+    if c.rejected:
+        console.print(f"  rejected rows and reasons: glaze sql \"SELECT * FROM glaze.rejects WHERE table_id = "
+                      f"'{uploaded.table_id}'\"")
+    return uploaded
+
+
+_file_options = [
+    click.option("--name", help="Table name (slugged into the table id); default: the file name."),
+    click.option("--url-column", help="Column holding the URLs; detected when not given."),
+    click.option("--fields", help=f"Comma-separated fields to fill; default all. Known: {', '.join(FIELD_NAMES)}"),
+]
+
+
+def _with_file_options(func):  # type: ignore[no-untyped-def]
+    for option in reversed(_file_options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_with_file_options
+def upload(file: Path, name: str | None, url_column: str | None, fields: str | None) -> None:
+    """Register FILE (CSV or Parquet); the inbox sensor launches its run in the Dagster daemon."""
+    s = _settings()
+    with database(s) as conn:
+        _upload(conn, file, name, url_column, fields, TableStatus.PENDING)
+
+
+@main.command()
+@click.argument("source")
+@_with_file_options
+def enrich(source: str, name: str | None, url_column: str | None, fields: str | None) -> None:
+    """Enrich SOURCE (a file to upload, or an uploaded TABLE_ID) now, in this process, and print a summary."""
+    s = _settings()
+    path = Path(source)
+    with database(s) as conn:
+        if path.is_file():
+            table_id = _upload(conn, path, name, url_column, fields, TableStatus.RUNNING).table_id
+        else:
+            try:
+                table_id = table_info(conn, source).table_id
+            except TableNotFound as exc:
+                raise UserError(f"{source!r} is neither a file nor an uploaded table id") from exc
+            conn.execute("UPDATE glaze.tables SET status = %s WHERE table_id = %s", (TableStatus.RUNNING, table_id))
+    enrich_table(s, table_id)
+
+
+def enrich_table(s: Settings, table_id: str) -> None:
+    from glaze_pipeline.runner import dagster_instance, run_table
+
+    instance = dagster_instance(s)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_log(message: str) -> None:
+            match = _PROGRESS.match(message)
+            if match:
+                stage, done, total = match.group(1), int(match.group(2)), int(match.group(3))
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+            elif not message.startswith(("Started", "Finished", "Executing", "Loaded", "Writing", "Retrieving")):
+                console.log(message)
+
+        outcome = run_table(table_id, instance, on_log=on_log)
+    if not outcome.success:
+        with database(s) as conn:
+            conn.execute("UPDATE glaze.tables SET status = %s WHERE table_id = %s", (TableStatus.FAILED, table_id))
+        raise UserError(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
+    _summary(s, table_id, outcome.run_id)
+
+
+def _summary(s: Settings, table_id: str, run_id: str) -> None:
+    with database(s) as conn:
+        info = table_info(conn, table_id)
+        filled = conn.execute(
+            "SELECT " + ", ".join(f"count({f})" for f in info.wanted_fields) +
+            ", count(*), coalesce(sum(cost_usd), 0) FROM glaze.records WHERE table_id = %s",
+            (table_id,),
+        ).fetchone()
+    assert filled is not None
+    *counts, entities, cost = filled
+    table = Table("field", "filled", "of", title=f"table {table_id} · run {run_id[:8]}")
+    for field, n in zip(info.wanted_fields, counts, strict=True):
+        table.add_row(field, str(n), str(entities))
+    out.print(table)
+    out.print(f"rows in {info.rows_in} = {info.accepted} accepted + {info.rejected} rejected + "
+              f"{info.duplicates} duplicates · total cost ${float(cost):.4f}")
+    out.print(f"query:  glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{table_id}'\"")
+    out.print(f"export: glaze export {table_id} --format csv -o {table_id}.csv")
+
+
+@main.command("tables")
+def tables_cmd() -> None:
+    """List uploaded tables with their row counts and status."""
+    with database(_settings()) as conn:
+        infos = list_tables(conn)
+    table = Table("table_id", "rows in", "accepted", "rejected", "duplicates", "status", "uploaded")
+    for i in infos:
+        table.add_row(i.table_id, str(i.rows_in), str(i.accepted), str(i.rejected), str(i.duplicates), i.status,
+                      i.created_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@main.command()
+@click.argument("table_id")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def export(table_id: str, fmt: str, output: Path) -> None:
+    """Write the user's rows (same order, duplicates included) plus enriched columns and glaze_status."""
+    with database(_settings()) as conn:
+        try:
+            frame = export_frame(conn, table_info(conn, table_id))
+        except TableNotFound as exc:
+            raise UserError(str(exc)) from exc
+    write_export(frame, output, fmt)
+    console.print(f"wrote {frame.height} rows × {frame.width} columns to {output}")
+
+
+# --- SQL ----------------------------------------------------------------------------------------------
+
+
+def print_rows(columns: list[str], rows: list[tuple[object, ...]], limit: int = 200) -> None:
+    table = Table(*columns)
+    for row in rows[:limit]:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+    if len(rows) > limit:
+        out.print(f"… {len(rows) - limit} more rows")
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option("--duckdb", "use_duckdb", is_flag=True, help="Query the Parquet stage files with DuckDB instead.")
+@click.option("--limit", default=200, show_default=True, help="Rows to print.")
+def sql_cmd(query: str, use_duckdb: bool, limit: int) -> None:
+    """Run read-only SQL against the enriched tables (schema glaze) and print the result."""
+    s = _settings()
+    if use_duckdb:
+        columns, rows = _duckdb_query(s, query)
+    else:
+        url = services.ensure_database(s)
+        db.migrate(url)
+        try:
+            with psycopg.connect(url, options="-c default_transaction_read_only=on -c statement_timeout=60000") as conn:
+                cur = conn.execute(query)  # type: ignore[arg-type] # the user's own read-only query
+                columns = [d.name for d in cur.description or []]
+                rows = cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            raise UserError(f"SQL error: {exc}".strip()) from exc
+    print_rows(columns, rows, limit)
+
+
+def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object, ...]]]:
+    import duckdb
+
+    con = duckdb.connect()
+    for folder in sorted(p for p in s.stages.glob("*") if p.is_dir()):
+        files = str(folder / "*.parquet").replace("'", "''")
+        con.execute(f'CREATE VIEW "{folder.name}" AS SELECT * FROM read_parquet(\'{files}\', filename = true)')
+    try:
+        result = con.execute(query)
+    except duckdb.Error as exc:
+        raise UserError(f"SQL error: {exc}") from exc
+    return [d[0] for d in result.description], result.fetchall()
+
+
+# --- dev and demo ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+def dev(port: int) -> None:
+    """Start the servers and the Dagster UI + daemon on this project (Ctrl-C stops the UI)."""
+    s = _settings()
+    url = services.ensure_database(s)
+    db.migrate(url)
+    services.ensure_redis(s)
+    from glaze_pipeline.runner import dagster_instance
+
+    dagster_instance(s)
+    console.print(f"Dagster UI on http://127.0.0.1:{port} · instance {s.dagster_home}")
+    dagster = Path(sys.executable).with_name("dagster")
+    subprocess.run(  # noqa: S603 - our own venv's dagster
+        [str(dagster), "dev", "-m", "glaze_pipeline.definitions", "-p", str(port), "-h", "127.0.0.1"],
+        check=False,
+        env=os.environ | {"DAGSTER_HOME": str(s.dagster_home)},
+    )
+
+
+@main.command()
+def demo() -> None:
+    """Enrich the bundled fictional companies from a loopback website server, end to end, and show the result."""
+    from glaze_pipeline.sandbox.demo import run_demo
+
+    run_demo(console, out)
+
+
+def frame_to_console(frame: pl.DataFrame, limit: int = 50) -> None:
+    print_rows(frame.columns, frame.head(limit).rows(), limit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Postgres connections and migrations: every command that touches Postgres comes through here first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import sqlalchemy
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATION_LOCK = 7_311_042  # pg_advisory_lock key: one migrator at a time across processes
+
+
+def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=autocommit)
+
+
+def _sqlalchemy_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def migrate(url: str) -> None:
+    """Apply pending migrations; safe to call from many processes at once."""
+    engine = sqlalchemy.create_engine(_sqlalchemy_url(url), poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS glaze")
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def current_revision(url: str) -> str | None:
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT version_num FROM glaze.alembic_version"
+            " WHERE to_regclass('glaze.alembic_version') IS NOT NULL"
+        ).fetchone()
+    return str(row[0]) if row else None

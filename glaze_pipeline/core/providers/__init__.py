@@ -1,0 +1,1 @@
+"""Provider adapters, one module each; `registry.build_providers` turns the configured order into instances."""

@@ -1,0 +1,26 @@
+"""Build the configured providers by name: the waterfall order file names them, this makes them."""
+
+from __future__ import annotations
+
+from glaze_pipeline.config import Settings
+from glaze_pipeline.core.fetch import FetchPolicy, OverrideResolver
+from glaze_pipeline.core.providers.website import WebsiteProvider
+from glaze_pipeline.core.waterfall import Provider
+
+KNOWN_PROVIDERS = ("website",)
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    return FetchPolicy(
+        allow_private=settings.allow_private_networks,
+        allowed_networks=settings.allowed_networks,
+        max_bytes=settings.fetch_max_bytes,
+        timeout_s=settings.fetch_timeout_s,
+    )
+
+
+def build_provider(name: str, settings: Settings) -> Provider:
+    if name == "website":
+        resolver = OverrideResolver.parse(settings.resolve_overrides) if settings.resolve_overrides else None
+        return WebsiteProvider(fetch_policy(settings), resolver, settings.fetch_concurrency)
+    raise ValueError(f"unknown provider {name!r} in waterfall.toml; known: {', '.join(KNOWN_PROVIDERS)}")

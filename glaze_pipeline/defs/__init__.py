@@ -1,0 +1,1 @@
+"""The thin Dagster shell: one folder per domain, each calling the plain core."""

@@ -1,0 +1,43 @@
+"""`new_tables_sensor`: files dropped in the inbox and tables uploaded with `glaze upload` become partitions and runs."""
+
+
+import dagster as dg
+
+from glaze_pipeline.core.fields import UnknownFieldError
+from glaze_pipeline.core.ingest import UploadError
+from glaze_pipeline.core.tables import TableStatus, pending_tables, set_status
+from glaze_pipeline.core.uploads import file_away, inbox_files, upload_file
+from glaze_pipeline.defs.resources import TABLES, GlazeResource
+
+ENRICH_TABLE_JOB = "enrich_table"
+
+
+@dg.sensor(job_name=ENRICH_TABLE_JOB, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+def new_tables_sensor(context: dg.SensorEvaluationContext, glaze: GlazeResource) -> dg.SensorResult:
+    """Register inbox files, then add a partition and request one run per pending table (run_key = table id)."""
+    inbox = glaze.settings.inbox
+    with glaze.connection() as conn:
+        for path in inbox_files(inbox):
+            try:
+                uploaded = upload_file(conn, path)
+            except (UploadError, UnknownFieldError) as exc:
+                conn.rollback()
+                file_away(path, inbox, "failed", str(exc))
+                context.log.warning(f"inbox file {path.name} refused: {exc}")
+                continue
+            conn.commit()
+            file_away(path, inbox, "done")
+            c = uploaded.counts
+            context.log.info(
+                f"inbox file {path.name} -> table {uploaded.table_id}: {c.rows_in} rows in = {c.accepted} accepted"
+                f" + {c.rejected} rejected + {c.duplicates} duplicates"
+            )
+        pending = pending_tables(conn)
+        for table_id in pending:
+            set_status(conn, table_id, TableStatus.QUEUED)
+    if not pending:
+        return dg.SensorResult(skip_reason="no new tables")
+    return dg.SensorResult(
+        dynamic_partitions_requests=[TABLES.build_add_request(pending)],
+        run_requests=[dg.RunRequest(partition_key=t, run_key=f"table:{t}") for t in pending],
+    )

@@ -1,0 +1,1 @@
+"""Providers: one asset per provider, chained in the configured waterfall order."""

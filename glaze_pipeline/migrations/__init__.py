@@ -1,0 +1,1 @@
+"""Alembic migrations for the `glaze` schema: the only way its tables change."""

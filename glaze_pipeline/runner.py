@@ -1,0 +1,89 @@
+"""Run the table job for one table in this process, on the Dagster instance under GLAZE_HOME, so it shows in the UI."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.utils import make_new_run_id
+
+from glaze_pipeline.config import Settings
+from glaze_pipeline.defs.ingest.sensors import ENRICH_TABLE_JOB
+from glaze_pipeline.defs.resources import TABLES
+
+_INSTANCE_YAML = """\
+# Written by glaze: local Dagster instance (SQLite storage under this folder).
+# Production uses dagster-postgres storage, see dagster.yaml at the repo root.
+telemetry:
+  enabled: false
+"""
+
+
+def dagster_instance(settings: Settings) -> dg.DagsterInstance:
+    """The persistent local instance that `glaze dev` (the UI) also uses."""
+    home: Path = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(_INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    success: bool
+    failure: str | None
+
+
+OnLog = Callable[[str], None]
+
+
+def run_table(
+    table_id: str,
+    instance: dg.DagsterInstance,
+    *,
+    on_log: OnLog | None = None,
+    poll_s: float = 0.3,
+) -> RunOutcome:
+    """Execute `enrich_table` for one partition; `on_log` receives each run log message as it happens."""
+    from glaze_pipeline.definitions import defs
+
+    instance.add_dynamic_partitions(TABLES.name, [table_id])
+    job = defs.get_job_def(ENRICH_TABLE_JOB)
+    run_id = make_new_run_id()
+    outcome: dict[str, object] = {}
+
+    def execute() -> None:
+        try:
+            result = job.execute_in_process(
+                instance=instance, partition_key=table_id, run_id=run_id, raise_on_error=False,
+                tags={"glaze/launched_by": "cli"},
+            )
+            outcome["success"] = result.success
+            if not result.success:
+                failures = [e.message for e in result.all_events if e.is_failure and e.message]
+                outcome["failure"] = failures[-1] if failures else "run failed"
+        except Exception as exc:  # surfaced to the caller with the run id
+            outcome["success"] = False
+            outcome["failure"] = f"{type(exc).__name__}: {exc}"
+
+    worker = threading.Thread(target=execute, name=f"glaze-run-{table_id}")
+    worker.start()
+    seen = 0
+    while True:
+        worker.join(poll_s)
+        if on_log is not None:
+            records = instance.all_logs(run_id)
+            for record in records[seen:]:
+                if record.user_message:
+                    on_log(record.user_message)
+            seen = len(records)
+        if not worker.is_alive():
+            break
+    return RunOutcome(run_id, bool(outcome.get("success")), outcome.get("failure"))  # type: ignore[arg-type]

@@ -1,0 +1,95 @@
+"""Shared fixtures: real PostgreSQL and Redis for the whole session, in a database and keyspace of their own.
+
+With GLAZE_DATABASE_URL / GLAZE_REDIS_URL set (CI), tests create a fresh database
+and key prefix on those servers and drop them at the end; otherwise they start
+the embedded servers under a temporary GLAZE_HOME, exactly as `glaze` does.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+from glaze_pipeline.config import settings
+from glaze_pipeline.core import db, services
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@dataclass(frozen=True)
+class TestServers:
+    home: Path
+    database_url: str
+    redis_url: str
+    redis_prefix: str
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServers]:
+    token = uuid.uuid4().hex[:10]
+    home = tmp_path_factory.mktemp("glaze_home")
+    configured_db = os.environ.get("GLAZE_DATABASE_URL")
+    configured_redis = os.environ.get("GLAZE_REDIS_URL")
+    embedded = settings({"GLAZE_HOME": str(home)})
+    base_db = configured_db or services.ensure_database(embedded)
+    db_name = f"glaze_test_{token}"
+    database_url = psycopg.conninfo.make_conninfo(base_db, dbname=db_name)
+    services.create_database_if_missing(database_url)
+    redis_url = configured_redis or services.ensure_redis(embedded)
+    prefix = f"glaze_test_{token}:"
+
+    saved = {k: os.environ.get(k) for k in ("GLAZE_HOME", "GLAZE_DATABASE_URL", "GLAZE_REDIS_URL",
+                                             "GLAZE_REDIS_PREFIX", "GLAZE_ALLOW_PRIVATE_NETWORKS", "GLAZE_RESOLVE")}
+    os.environ.update(
+        GLAZE_HOME=str(home),
+        GLAZE_DATABASE_URL=database_url,
+        GLAZE_REDIS_URL=redis_url,
+        GLAZE_REDIS_PREFIX=prefix,
+        GLAZE_ALLOW_PRIVATE_NETWORKS="1",
+    )
+    os.environ.pop("GLAZE_RESOLVE", None)
+    db.migrate(database_url)
+    try:
+        yield TestServers(home, database_url, redis_url, prefix)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _drop_database(psycopg.conninfo.make_conninfo(base_db, dbname="postgres"), db_name)
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        if not configured_db:
+            services.stop_database(embedded)
+        if not configured_redis:
+            services.stop_redis(embedded)
+
+
+@pytest.fixture
+def conn(servers: TestServers) -> Iterator[psycopg.Connection]:
+    with db.connect(servers.database_url) as connection:
+        yield connection
+
+
+@pytest.fixture
+def shared_corpus() -> Path:
+    corpus = SHARED / "corpus" / "sites"
+    if not corpus.is_dir():
+        pytest.skip(f"evaluation corpus not found at {corpus} (../shared is absent in this checkout)")
+    return corpus
