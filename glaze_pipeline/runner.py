@@ -55,7 +55,7 @@ def run_table(
     from glaze_pipeline.definitions import defs
 
     instance.add_dynamic_partitions(TABLES.name, [table_id])
-    job = defs.get_job_def(ENRICH_TABLE_JOB)
+    job = defs.resolve_job_def(ENRICH_TABLE_JOB)
     run_id = make_new_run_id()
     outcome: dict[str, object] = {}
 

@@ -193,7 +193,7 @@ def _classify(frame: pl.DataFrame, columns: list[str], url_internal: str) -> pl.
         pl.col(url_internal).str.strip_chars().fill_null("").alias("input_url"),
     )
     lookup = _normalise_distinct(out.get_column("input_url").unique())
-    out = out.join(lookup, on="input_url", how="left", maintain_order="none")
+    out = out.join(lookup, on="input_url", how="left", maintain_order="left")
 
     first_row = pl.col("row_number").min().over("row_key")
     rejected = pl.col("row_key").is_null()

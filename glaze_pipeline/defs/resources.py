@@ -27,6 +27,11 @@ class GlazeResource(dg.ConfigurableResource):
     _settings: Settings | None = PrivateAttr(default=None)
     _database_url: str | None = PrivateAttr(default=None)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Fresh per run: a long-lived code server must see configuration changes between runs.
+        self._settings = settings()
+        self._database_url = None
+
     @property
     def settings(self) -> Settings:
         if self._settings is None:

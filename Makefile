@@ -1,0 +1,40 @@
+# Two commands on a fresh machine with only Python 3.11+:  make demo  ·  make test
+# Each sets itself up: uv (pinned) in .tools/, the locked dependencies in .venv/.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup demo test lint bench dev clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+setup: $(VENV)/.synced
+
+demo: setup  ## enrich the bundled fictional companies end to end and print the rows from Postgres
+	$(VENV)/bin/glaze demo
+
+test: setup  ## the test suite, on real PostgreSQL and Redis (embedded unless GLAZE_*_URL are set)
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check glaze_pipeline glaze_pipeline_tests bench
+	$(VENV)/bin/ruff format --check glaze_pipeline glaze_pipeline_tests bench
+	$(VENV)/bin/mypy glaze_pipeline bench
+
+bench: setup
+	$(VENV)/bin/python bench/enrich_throughput.py --rows 2000
+
+dev: setup  ## Dagster UI + daemon on this project, with the servers
+	$(VENV)/bin/glaze dev
+
+clean:
+	-$(VENV)/bin/glaze services down
+	rm -rf $(VENV) .tools .glaze
