@@ -26,9 +26,10 @@ from glaze_pipeline.core.ingest import UploadError
 from glaze_pipeline.core.tables import TableNotFound, TableStatus, list_tables, table_info
 from glaze_pipeline.core.uploads import Uploaded, upload_file
 
-console = Console(stderr=True)
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
-out = Console(width=None if Console().is_terminal else 200)
+_WIDTH = None if Console().is_terminal else 200
+console = Console(stderr=True, width=_WIDTH)
+out = Console(width=_WIDTH)
 _PROGRESS = re.compile(r"^(\w+): (\d+)/(\d+) rows$")
 
 

@@ -93,3 +93,11 @@ def shared_corpus() -> Path:
     if not corpus.is_dir():
         pytest.skip(f"evaluation corpus not found at {corpus} (../shared is absent in this checkout)")
     return corpus
+
+
+@pytest.fixture
+def fresh_cache(servers: TestServers, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A key prefix of this test's own, so cached answers from other tests never leak in."""
+    prefix = f"{servers.redis_prefix}{uuid.uuid4().hex[:8]}:"
+    monkeypatch.setenv("GLAZE_REDIS_PREFIX", prefix)
+    return prefix

@@ -1,0 +1,72 @@
+"""The `glaze` commands users type, run through click against the test servers."""
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from glaze_pipeline.cli import main
+from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
+from glaze_pipeline_tests.helpers import write_table
+
+
+@pytest.fixture
+def runner(servers, fresh_cache) -> CliRunner:
+    return CliRunner()
+
+
+def test_upload_reports_counts_and_a_clear_error_for_bad_files(runner, tmp_path):
+    good = write_table(tmp_path / "Leads Q3.csv", ["acme.com", "acme.com/", "ftp://x.org", "globex.com"])
+    result = runner.invoke(main, ["upload", str(good), "--fields", "company_name,company_email"])
+    assert result.exit_code == 0, result.output
+    assert "4 rows in = 2 accepted + 1 rejected + 1 duplicates" in result.output
+    assert "leads_q3" in result.output
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    bad = runner.invoke(main, ["upload", str(empty)])
+    assert bad.exit_code == 2
+    assert "empty" in bad.output.lower()
+
+    unknown = runner.invoke(main, ["upload", str(good), "--fields", "company_nmae"])
+    assert unknown.exit_code == 2
+    assert "unknown field(s): company_nmae" in unknown.output
+
+
+def test_enrich_then_export_gives_the_users_table_back(runner, tmp_path, monkeypatch):
+    hosts = demo_hosts()[:3]
+    urls = [f"https://{h}" for h in hosts] + [f"https://{hosts[0]}"]
+    source = write_table(tmp_path / "export_me.csv", urls, {"note": ["=HYPERLINK(1)", "plain", "+1", "dup"]})
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    with SiteServer(directory_pages(DEMO_SITES)) as site:
+        monkeypatch.setenv("GLAZE_RESOLVE", site.resolve_spec(hosts))
+        result = runner.invoke(main, ["enrich", str(source), "--fields", "company_name,company_email"])
+    assert result.exit_code == 0, result.output
+    assert "company_name" in result.output and "export_me" in result.output
+
+    out_csv = tmp_path / "out.csv"
+    exported = runner.invoke(main, ["export", "export_me", "--format", "csv", "-o", str(out_csv)])
+    assert exported.exit_code == 0, exported.output
+    frame = pl.read_csv(out_csv, infer_schema=False)
+    assert frame.columns == ["website", "note", "company_name", "company_email", "glaze_status"]
+    assert frame["website"].to_list() == urls
+    assert frame["note"].to_list() == ["'=HYPERLINK(1)", "plain", "'+1", "dup"]  # formulas defused
+    assert frame["company_name"][3] == frame["company_name"][0]
+
+    out_parquet = tmp_path / "out.parquet"
+    assert runner.invoke(main, ["export", "export_me", "--format", "parquet", "-o", str(out_parquet)]).exit_code == 0
+    assert pl.read_parquet(out_parquet)["note"][0] == "=HYPERLINK(1)"  # Parquet keeps values as they are
+
+
+def test_sql_is_read_only(runner):
+    ok = runner.invoke(main, ["sql", "SELECT count(*) AS n FROM glaze.tables"])
+    assert ok.exit_code == 0, ok.output
+    assert " n " in ok.output or "┃ n" in ok.output
+    refused = runner.invoke(main, ["sql", "DELETE FROM glaze.tables"])
+    assert refused.exit_code == 2
+    assert "read-only" in refused.output
+
+
+def test_unknown_table_is_a_clear_error(runner, tmp_path):
+    result = runner.invoke(main, ["export", "no_such_table", "-o", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2
+    assert "no table 'no_such_table'" in result.output

@@ -1,0 +1,124 @@
+"""The whole table job on real Postgres and Redis, against a loopback website server."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from glaze_pipeline.core.export import export_frame
+from glaze_pipeline.core.landing import table_hash
+from glaze_pipeline.core.tables import TableStatus, table_info
+from glaze_pipeline.core.uploads import upload_file
+from glaze_pipeline.definitions import defs
+from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
+from glaze_pipeline_tests.helpers import write_table
+
+EXPECTED = json.loads((DEMO_SITES / "expected.json").read_text())
+FIELDS = ["company_name", "company_email", "company_phone", "company_country", "company_linkedin"]
+
+
+@pytest.fixture
+def demo_site(monkeypatch: pytest.MonkeyPatch, fresh_cache: str):
+    with SiteServer(directory_pages(DEMO_SITES)) as site:
+        monkeypatch.setenv("GLAZE_RESOLVE", site.resolve_spec(demo_hosts()))
+        yield site
+
+
+def _run(table_id: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    instance.add_dynamic_partitions("tables", [table_id])
+    return defs.resolve_job_def("enrich_table").execute_in_process(instance=instance, partition_key=table_id)
+
+
+def _records(conn, table_id: str) -> pl.DataFrame:
+    cur = conn.execute(
+        "SELECT row_key, normalized_url, company_name, company_email, company_phone, company_country,"
+        " company_linkedin, status, enriched_at, provenance FROM glaze.records WHERE table_id = %s ORDER BY row_key",
+        (table_id,),
+    )
+    return pl.DataFrame(cur.fetchall(), schema=[d.name for d in cur.description], orient="row")
+
+
+def test_table_job_enriches_lands_and_is_idempotent(servers, conn, demo_site, tmp_path):
+    hosts = demo_hosts()
+    urls = [f"https://{h}" for h in hosts] + [f"http://www.{hosts[0]}/", "not a url"]
+    hints = [""] * len(urls)
+    hints[1] = "Hinted Name Ltd"  # an input column named like a catalog field wins and is never overwritten
+    path = write_table(tmp_path / "job.csv", urls, {"company_name": hints})
+    uploaded = upload_file(conn, path, fields=FIELDS, status=TableStatus.RUNNING)
+    conn.commit()
+    assert (uploaded.counts.accepted, uploaded.counts.rejected, uploaded.counts.duplicates) == (len(hosts), 1, 1)
+
+    instance = dg.DagsterInstance.ephemeral()
+    first = _run(uploaded.table_id, instance)
+    assert first.success
+    hits_after_first = sum(demo_site.hits.values())
+    records = _records(conn, uploaded.table_id)
+    assert records.height == len(hosts)
+
+    by_host = {r["normalized_url"].split("://")[1]: r for r in records.iter_rows(named=True)}
+    for host, expected in EXPECTED.items():
+        row = by_host[host]
+        for field in FIELDS:
+            if host == hosts[1] and field == "company_name":
+                continue
+            assert row[field] == expected.get(field), (host, field)
+    hinted = by_host[hosts[1]]
+    assert hinted["company_name"] == "Hinted Name Ltd"
+    assert hinted["provenance"]["company_name"]["source"] == "input"
+
+    materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
+    assert materialized == {"source_rows", "website_candidates", "enriched_records", "landed_records"}
+    website_meta = first.asset_materializations_for_node("website_candidates")[0].metadata
+    assert website_meta["provider_calls"].value == len(hosts)
+    assert table_info(conn, uploaded.table_id).status == TableStatus.ENRICHED
+
+    hash_before = table_hash(conn, uploaded.table_id)
+    second = _run(uploaded.table_id, instance)
+    assert second.success
+    again = _records(conn, uploaded.table_id)
+    assert table_hash(conn, uploaded.table_id) == hash_before
+    assert again.height == records.height  # no duplicate rows
+    assert again["enriched_at"].to_list() == records["enriched_at"].to_list()  # nothing changed, so not touched
+    assert sum(demo_site.hits.values()) == hits_after_first  # second run served from the Redis cache
+    meta = second.asset_materializations_for_node("website_candidates")[0].metadata
+    assert meta["cache_hits"].value == len(hosts) and meta["provider_calls"].value == 0
+
+    exported = export_frame(conn, table_info(conn, uploaded.table_id))
+    assert exported["website"].to_list() == urls  # same rows, same order, duplicates included
+    assert exported["glaze_status"][-1].startswith("rejected: ")
+    assert exported["glaze_company_name"][0] == EXPECTED[hosts[0]]["company_name"]
+    assert exported["glaze_company_name"][len(hosts)] == exported["glaze_company_name"][0]  # the duplicate
+
+
+def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_path, monkeypatch):
+    monkeypatch.setenv("GLAZE_ALLOW_PRIVATE_NETWORKS", "0")  # loopback refused: every fetch is blocked
+    path = write_table(tmp_path / "blocked.csv", [f"https://{h}" for h in demo_hosts()[:2]])
+    uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
+    conn.commit()
+    result = _run(uploaded.table_id, dg.DagsterInstance.ephemeral())
+    assert result.success
+    assert sum(demo_site.hits.values()) == 0
+    records = _records(conn, uploaded.table_id)
+    assert records["status"].to_list() == ["blocked", "blocked"]
+    assert all(p["company_name"]["status"] == "blocked" for p in records["provenance"])
+
+
+def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, demo_site, tmp_path):
+    hosts = demo_hosts()[:3]
+    path = write_table(
+        tmp_path / "hints.csv",
+        [f"https://{h}" for h in hosts],
+        {"company_country": ["Atlantis", "DE", ""]},
+    )
+    uploaded = upload_file(conn, path, fields=["company_country"], status=TableStatus.RUNNING)
+    conn.commit()
+    result = _run(uploaded.table_id, dg.DagsterInstance.ephemeral())
+    assert result.success
+    records = _records(conn, uploaded.table_id)
+    assert records.height == 3
+    assert "DE" in records["company_country"].to_list()
+    check = result.get_asset_check_evaluations()[0]
+    assert check.passed
