@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import click
 import polars as pl
 import psycopg
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from glaze_pipeline.config import ConfigError, Settings, settings
@@ -76,8 +76,12 @@ main.add_command(services_cmd, name="services")
 def _print_services(states: list[services.ServiceState]) -> None:
     table = Table("service", "running", "kind", "url")
     for s in states:
-        table.add_row(s.name, "yes" if s.running else "no", "embedded" if s.embedded else "configured",
-                      services.redact(s.url))
+        table.add_row(
+            s.name,
+            "yes" if s.running else "no",
+            "embedded" if s.embedded else "configured",
+            services.redact(s.url),
+        )
     out.print(table)
 
 
@@ -105,8 +109,14 @@ def services_status() -> None:
 # --- upload / enrich ---------------------------------------------------------------------------------
 
 
-def _upload(conn: psycopg.Connection, path: Path, name: str | None, url_column: str | None, fields: str | None,
-            status: str) -> Uploaded:
+def _upload(
+    conn: psycopg.Connection,
+    path: Path,
+    name: str | None,
+    url_column: str | None,
+    fields: str | None,
+    status: str,
+) -> Uploaded:
     try:
         uploaded = upload_file(conn, path, name=name, url_column=url_column, fields=fields, status=status)
     except (UploadError, UnknownFieldError) as exc:
@@ -117,8 +127,10 @@ def _upload(conn: psycopg.Connection, path: Path, name: str | None, url_column: 
         f"{c.rows_in} rows in = {c.accepted} accepted + {c.rejected} rejected + {c.duplicates} duplicates"
     )
     if c.rejected:
-        console.print(f"  rejected rows and reasons: glaze sql \"SELECT * FROM glaze.rejects WHERE table_id = "
-                      f"'{uploaded.table_id}'\"")
+        console.print(
+            f'  rejected rows and reasons: glaze sql "SELECT * FROM glaze.rejects WHERE table_id = '
+            f"'{uploaded.table_id}'\""
+        )
     return uploaded
 
 
@@ -129,7 +141,7 @@ _file_options = [
 ]
 
 
-def _with_file_options(func):  # type: ignore[no-untyped-def]
+def _with_file_options(func: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(_file_options):
         func = option(func)
     return func
@@ -168,9 +180,15 @@ def enrich_table(s: Settings, table_id: str) -> None:
     from glaze_pipeline.runner import dagster_instance, run_table
 
     instance = dagster_instance(s)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        tasks: dict[str, int] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
 
         def on_log(message: str) -> None:
             match = _PROGRESS.match(message)
@@ -194,8 +212,9 @@ def _summary(s: Settings, table_id: str, run_id: str) -> None:
     with database(s) as conn:
         info = table_info(conn, table_id)
         filled = conn.execute(
-            "SELECT " + ", ".join(f"count({f})" for f in info.wanted_fields) +
-            ", count(*), coalesce(sum(cost_usd), 0) FROM glaze.records WHERE table_id = %s",
+            "SELECT "
+            + ", ".join(f"count({f})" for f in info.wanted_fields)
+            + ", count(*), coalesce(sum(cost_usd), 0) FROM glaze.records WHERE table_id = %s",
             (table_id,),
         ).fetchone()
     assert filled is not None
@@ -204,8 +223,10 @@ def _summary(s: Settings, table_id: str, run_id: str) -> None:
     for field, n in zip(info.wanted_fields, counts, strict=True):
         table.add_row(field, str(n), str(entities))
     out.print(table)
-    out.print(f"rows in {info.rows_in} = {info.accepted} accepted + {info.rejected} rejected + "
-              f"{info.duplicates} duplicates · total cost ${float(cost):.4f}")
+    out.print(
+        f"rows in {info.rows_in} = {info.accepted} accepted + {info.rejected} rejected + "
+        f"{info.duplicates} duplicates · total cost ${float(cost):.4f}"
+    )
     out.print(f"query:  glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{table_id}'\"")
     out.print(f"export: glaze export {table_id} --format csv -o {table_id}.csv")
 
@@ -217,8 +238,15 @@ def tables_cmd() -> None:
         infos = list_tables(conn)
     table = Table("table_id", "rows in", "accepted", "rejected", "duplicates", "status", "uploaded")
     for i in infos:
-        table.add_row(i.table_id, str(i.rows_in), str(i.accepted), str(i.rejected), str(i.duplicates), i.status,
-                      i.created_at.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(
+            i.table_id,
+            str(i.rows_in),
+            str(i.accepted),
+            str(i.rejected),
+            str(i.duplicates),
+            i.status,
+            i.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
     out.print(table)
 
 
@@ -263,7 +291,7 @@ def sql_cmd(query: str, use_duckdb: bool, limit: int) -> None:
         db.migrate(url)
         try:
             with psycopg.connect(url, options="-c default_transaction_read_only=on -c statement_timeout=60000") as conn:
-                cur = conn.execute(query)  # type: ignore[arg-type] # the user's own read-only query
+                cur = conn.execute(query.encode())  # the user's own query, in a read-only transaction
                 columns = [d.name for d in cur.description or []]
                 rows = cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
@@ -277,7 +305,7 @@ def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object
     con = duckdb.connect()
     for folder in sorted(p for p in s.stages.glob("*") if p.is_dir()):
         files = str(folder / "*.parquet").replace("'", "''")
-        con.execute(f'CREATE VIEW "{folder.name}" AS SELECT * FROM read_parquet(\'{files}\', filename = true)')
+        con.execute(f"CREATE VIEW \"{folder.name}\" AS SELECT * FROM read_parquet('{files}', filename = true)")
     try:
         result = con.execute(query)
     except duckdb.Error as exc:

@@ -84,8 +84,10 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
     home = Path(env.get("GLAZE_HOME") or ".glaze").expanduser().resolve()
     private = env.get("GLAZE_ALLOW_PRIVATE_NETWORKS", "").strip().lower()
     allow_all_private = private in {"1", "true", "yes", "on"}
-    networks = () if allow_all_private or private in {"", "0", "false", "no", "off"} else tuple(
-        n.strip() for n in private.split(",") if n.strip()
+    networks = (
+        ()
+        if allow_all_private or private in {"", "0", "false", "no", "off"}
+        else tuple(n.strip() for n in private.split(",") if n.strip())
     )
     return Settings(
         home=home,

@@ -54,6 +54,7 @@ def run_table(
     """Execute `enrich_table` for one partition; `on_log` receives each run log message as it happens."""
     from glaze_pipeline.definitions import defs
 
+    assert TABLES.name is not None
     instance.add_dynamic_partitions(TABLES.name, [table_id])
     job = defs.resolve_job_def(ENRICH_TABLE_JOB)
     run_id = make_new_run_id()
@@ -62,8 +63,13 @@ def run_table(
     def execute() -> None:
         try:
             result = job.execute_in_process(
-                instance=instance, partition_key=table_id, run_id=run_id, raise_on_error=False,
+                instance=instance,
+                partition_key=table_id,
+                run_id=run_id,
+                raise_on_error=False,
                 tags={"glaze/launched_by": "cli"},
+                # The terminal shows progress from `on_log`; the full log is in the instance (UI).
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             outcome["success"] = result.success
             if not result.success:

@@ -51,8 +51,17 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServers]:
     redis_url = configured_redis or services.ensure_redis(embedded)
     prefix = f"glaze_test_{token}:"
 
-    saved = {k: os.environ.get(k) for k in ("GLAZE_HOME", "GLAZE_DATABASE_URL", "GLAZE_REDIS_URL",
-                                             "GLAZE_REDIS_PREFIX", "GLAZE_ALLOW_PRIVATE_NETWORKS", "GLAZE_RESOLVE")}
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "GLAZE_HOME",
+            "GLAZE_DATABASE_URL",
+            "GLAZE_REDIS_URL",
+            "GLAZE_REDIS_PREFIX",
+            "GLAZE_ALLOW_PRIVATE_NETWORKS",
+            "GLAZE_RESOLVE",
+        )
+    }
     os.environ.update(
         GLAZE_HOME=str(home),
         GLAZE_DATABASE_URL=database_url,

@@ -49,7 +49,11 @@ def test_table_job_enriches_lands_and_is_idempotent(servers, conn, demo_site, tm
     path = write_table(tmp_path / "job.csv", urls, {"company_name": hints})
     uploaded = upload_file(conn, path, fields=FIELDS, status=TableStatus.RUNNING)
     conn.commit()
-    assert (uploaded.counts.accepted, uploaded.counts.rejected, uploaded.counts.duplicates) == (len(hosts), 1, 1)
+    assert (uploaded.counts.accepted, uploaded.counts.rejected, uploaded.counts.duplicates) == (
+        len(hosts),
+        1,
+        1,
+    )
 
     instance = dg.DagsterInstance.ephemeral()
     first = _run(uploaded.table_id, instance)

@@ -90,7 +90,7 @@ class ProviderCache:
                 chunk = keys[start : start + _CHUNK]
                 for key, value in zip(chunk, self.client.mget(chunk), strict=True):
                     if value is not None:
-                        found[key] = value
+                        found[key] = value if isinstance(value, bytes) else value.encode()
         except redis.RedisError as exc:
             self._degrade(exc)
         self.hits += len(found)
@@ -99,9 +99,7 @@ class ProviderCache:
 
     def put_many(self, entries: Mapping[str, tuple[bytes, Status]] | Iterable[tuple[str, bytes, Status]]) -> int:
         """Write answers with a TTL by outcome (misses expire sooner). Returns how many were written."""
-        items = (
-            [(k, v, s) for k, (v, s) in entries.items()] if isinstance(entries, Mapping) else list(entries)
-        )
+        items = [(k, v, s) for k, (v, s) in entries.items()] if isinstance(entries, Mapping) else list(entries)
         items = [item for item in items if item[2] in CACHEABLE]
         if not items or not self.available:
             return 0

@@ -38,7 +38,6 @@ def migrate(url: str) -> None:
 def current_revision(url: str) -> str | None:
     with connect(url) as conn:
         row = conn.execute(
-            "SELECT version_num FROM glaze.alembic_version"
-            " WHERE to_regclass('glaze.alembic_version') IS NOT NULL"
+            "SELECT version_num FROM glaze.alembic_version WHERE to_regclass('glaze.alembic_version') IS NOT NULL"
         ).fetchone()
     return str(row[0]) if row else None

@@ -92,13 +92,18 @@ class OverrideResolver:
 
     def __init__(self, overrides: Mapping[str, Address], fallback: Resolver | None = system_resolver) -> None:
         self.overrides: dict[str, Address] = {
-            _normalise_name(host): (str(ipaddress.ip_address(ip)), int(port))
-            for host, (ip, port) in overrides.items()
+            _normalise_name(host): (str(ipaddress.ip_address(ip)), int(port)) for host, (ip, port) in overrides.items()
         }
         self.fallback = fallback
 
     async def __call__(self, host: str, port: int) -> list[Address]:
-        fixed = self.overrides.get(_normalise_name(host))
+        name = _normalise_name(host)
+        fixed = self.overrides.get(name)
+        if fixed is None:  # "*.bench.example" stands for every name below it (load tests of many sites)
+            fixed = next(
+                (a for pattern, a in self.overrides.items() if pattern.startswith("*.") and name.endswith(pattern[1:])),
+                None,
+            )
         if fixed is not None:
             return [fixed]
         if self.fallback is None:
@@ -298,9 +303,7 @@ def _without_userinfo(url: httpx.URL) -> httpx.URL:
 class GuardedFetcher:
     """Fetches user-supplied URLs without letting them reach internal addresses; owns one httpx client."""
 
-    def __init__(
-        self, policy: FetchPolicy, resolver: Resolver | None = None, max_connections: int = 100
-    ) -> None:
+    def __init__(self, policy: FetchPolicy, resolver: Resolver | None = None, max_connections: int = 100) -> None:
         self.policy = policy
         self._resolver: Resolver = resolver or system_resolver
         self._max_connections = max_connections
@@ -431,9 +434,7 @@ class GuardedFetcher:
             # The pool keys connections by IP, so a kept-alive TLS connection verified for one name
             # could be reused for another name on the same IP; closing after each response prevents it.
             headers["Connection"] = "close"
-        return client.build_request(
-            "GET", url.copy_with(host=ip, port=ip_port), headers=headers, extensions=extensions
-        )
+        return client.build_request("GET", url.copy_with(host=ip, port=ip_port), headers=headers, extensions=extensions)
 
     async def _read_body(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length", "")

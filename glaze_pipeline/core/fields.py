@@ -209,7 +209,14 @@ CATALOG: dict[str, Field] = {
         Field("company_name", _C, "Company brand or legal name", _text(200), max_length=200),
         Field("company_description", _C, "Official one-paragraph description", _text(2000)),
         Field("company_website", _C, "Official website URL", normalise_url, URL),
-        Field("company_hq_location", _C, "Headquarters as written (city, region, country)", _text(300), None, 300),
+        Field(
+            "company_hq_location",
+            _C,
+            "Headquarters as written (city, region, country)",
+            _text(300),
+            None,
+            300,
+        ),
         Field("company_city", _C, "Headquarters city", _text(120), None, 120),
         Field("company_country", _C, "Headquarters country, ISO 3166-1 alpha-2", normalise_country, COUNTRY),
         Field("company_employee_count", _C, "Employees, as stated", normalise_count, COUNT, sql_type="integer"),
@@ -238,6 +245,12 @@ class UnknownFieldError(ValueError):
     pass
 
 
+def field_for_column(column: str) -> str | None:
+    """The catalog field an input column names, if any ("Company_Name " → company_name): such columns are hints."""
+    name = column.strip().lower()
+    return name if name in CATALOG else None
+
+
 def parse_wanted(spec: str | list[str] | None) -> list[str]:
     """Fields the user asked for, in catalog order; all of them when none named."""
     if spec is None or spec == "" or spec == []:
@@ -245,9 +258,7 @@ def parse_wanted(spec: str | list[str] | None) -> list[str]:
     names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
     unknown = [n for n in names if n not in CATALOG]
     if unknown:
-        raise UnknownFieldError(
-            f"unknown field(s): {', '.join(unknown)}. Known fields: {', '.join(FIELD_NAMES)}"
-        )
+        raise UnknownFieldError(f"unknown field(s): {', '.join(unknown)}. Known fields: {', '.join(FIELD_NAMES)}")
     return [n for n in FIELD_NAMES if n in names]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from glaze_pipeline.core.fields import CATALOG
+from glaze_pipeline.core.fields import field_for_column
 from glaze_pipeline.core.urls import InvalidUrl, parse_entity
 
 CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
@@ -131,9 +131,7 @@ def detect_url_column(columns: list[str], sample: pl.DataFrame) -> str:
         )
     if _parses(best):
         # A header that is itself a URL means the file has no header row and its first row would be lost.
-        raise UploadError(
-            f"the first row looks like data ({best!r}), not column names: add a header row such as 'url'"
-        )
+        raise UploadError(f"the first row looks like data ({best!r}), not column names: add a header row such as 'url'")
     return best
 
 
@@ -176,8 +174,8 @@ def _hint_columns(columns: list[str]) -> list[str]:
     """Columns named like a catalog field; only the first per field, so each field has one input value."""
     hints: dict[str, str] = {}
     for column in columns:
-        field = column.strip().lower()
-        if field in CATALOG:
+        field = field_for_column(column)
+        if field is not None:
             hints.setdefault(field, column)
     return list(hints.values())
 
@@ -391,8 +389,7 @@ def _check_header(header: list[str], file_name: str) -> None:
     blank = [str(i + 1) for i, name in enumerate(header) if not name.strip()]
     if blank:
         raise UploadError(
-            f"{file_name}: column(s) {', '.join(blank)} have no name in the header row; "
-            "name them or delete them"
+            f"{file_name}: column(s) {', '.join(blank)} have no name in the header row; name them or delete them"
         )
     seen: set[str] = set()
     duplicated: list[str] = []

@@ -20,8 +20,17 @@ from glaze_pipeline.core.merge import RECORD_KEY_COLUMNS
 from glaze_pipeline.core.status import Status
 
 _RECORD_COLUMNS = (*RECORD_KEY_COLUMNS, *FIELD_NAMES, "provenance", "cost_usd", "status")
-_FIELD_VALUE_COLUMNS = ("row_key", "field", "source", "fetched_at", "value", "confidence", "evidence", "cost_usd",
-                        "cached")
+_FIELD_VALUE_COLUMNS = (
+    "row_key",
+    "field",
+    "source",
+    "fetched_at",
+    "value",
+    "confidence",
+    "evidence",
+    "cost_usd",
+    "cached",
+)
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,7 @@ def land(
     """Write one table's merged records, their candidates and validation rejects in one transaction."""
     now = datetime.now(UTC)
     with conn.transaction():
-        conn.execute(
-            "CREATE TEMP TABLE stage_records (LIKE glaze.records INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
+        conn.execute("CREATE TEMP TABLE stage_records (LIKE glaze.records INCLUDING DEFAULTS) ON COMMIT DROP")
         record_rows = [(table_id, *r, now) for r in records.select(_RECORD_COLUMNS).iter_rows()]
         _copy(conn, "stage_records", ("table_id", *_RECORD_COLUMNS, "enriched_at"), record_rows)
 

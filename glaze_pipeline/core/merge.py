@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
@@ -91,7 +92,7 @@ def merge(
     )
     costs = all_candidates.group_by("row_key").agg(cost_usd=pl.col("cost_usd").sum())
 
-    by_row: dict[str, dict[str, list[dict[str, object]]]] = {}
+    by_row: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for row in groups.iter_rows(named=True):
         by_row.setdefault(row["row_key"], {}).setdefault(row["field"], []).append(row)
     failed = {k: set(s) for k, s, _ in failures.iter_rows()}

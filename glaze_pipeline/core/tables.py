@@ -14,7 +14,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from glaze_pipeline.core.fields import CATALOG
+from glaze_pipeline.core.fields import field_for_column
 from glaze_pipeline.core.ingest import ParsedUpload
 
 _REGISTRY_LOCK = 7_311_043
@@ -96,8 +96,16 @@ def register_upload(
                 status,
             ),
         )
-        columns = ["row_number", "original", "input_url", "normalized_url", "entity_type", "row_key", "outcome",
-                   "reason"]
+        columns = [
+            "row_number",
+            "original",
+            "input_url",
+            "normalized_url",
+            "entity_type",
+            "row_key",
+            "outcome",
+            "reason",
+        ]
         with conn.cursor().copy(
             "COPY glaze.input_rows (table_id, row_number, original, input_url, normalized_url, entity_type,"
             " row_key, outcome, reason) FROM STDIN"
@@ -123,7 +131,10 @@ def table_info(conn: psycopg.Connection, table_id: str) -> TableInfo:
     ).fetchone()
     if row is None:
         raise TableNotFound(f"no table {table_id!r}; `glaze tables` lists the uploaded ones")
-    return TableInfo(*row[:3], list(row[3]), list(row[4]), list(row[5]), *row[6:])
+    (table_id, name, url_column, columns, wanted, hints, rows_in, accepted, rejected, duplicates, status,
+     created_at) = row
+    return TableInfo(table_id, name, url_column, list(columns), list(wanted), list(hints), rows_in, accepted,
+                     rejected, duplicates, status, created_at)
 
 
 def list_tables(conn: psycopg.Connection) -> list[TableInfo]:
@@ -167,13 +178,19 @@ def load_source_rows(conn: psycopg.Connection, info: TableInfo) -> pl.DataFrame:
         "SELECT row_key, input_url, normalized_url, entity_type{hints} FROM glaze.input_rows"
         " WHERE table_id = %s AND outcome = 'accepted' ORDER BY row_number"
     ).format(hints=sql.SQL("").join(sql.SQL(", ") + h for h in hint_columns))
-    names = ["row_key", "input_url", "normalized_url", "entity_type", *(_field_of(c) for c in info.hint_fields)]
+    names = [
+        "row_key",
+        "input_url",
+        "normalized_url",
+        "entity_type",
+        *(_field_of(c) for c in info.hint_fields),
+    ]
     rows = conn.execute(query, (info.table_id,)).fetchall()
     return pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row")
 
 
 def _field_of(column: str) -> str:
-    name = column.strip().lower()
-    if name not in CATALOG:
+    name = field_for_column(column)
+    if name is None:
         raise ValueError(f"hint column {column!r} is not a catalog field")
     return name

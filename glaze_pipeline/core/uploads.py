@@ -1,4 +1,7 @@
-"""Upload a file: parse it, check the wanted fields, register it with all its rows. Used by the CLI and the inbox sensor."""
+"""Upload a file: parse it, check the wanted fields, register it with all its rows.
+
+Used by the CLI, the demo and the inbox sensor alike.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +46,9 @@ def inbox_files(inbox: Path) -> list[Path]:
     """Files ready in the drop folder, oldest first; partial copies (dot files) are left alone."""
     if not inbox.is_dir():
         return []
-    files = [p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in INBOX_SUFFIXES]
+    files = [
+        p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in INBOX_SUFFIXES
+    ]
     return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 

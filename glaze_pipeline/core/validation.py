@@ -52,9 +52,7 @@ def _failure_cases(records: pl.DataFrame) -> pl.DataFrame:
         record_model().validate(records, lazy=True)
     except SchemaErrors as exc:
         return exc.failure_cases
-    return pl.DataFrame(
-        schema={"failure_case": pl.String, "column": pl.String, "check": pl.String, "index": pl.Int32}
-    )
+    return pl.DataFrame(schema={"failure_case": pl.String, "column": pl.String, "check": pl.String, "index": pl.Int32})
 
 
 def validate_records(records: pl.DataFrame) -> ValidationResult:
@@ -80,7 +78,10 @@ def validate_records(records: pl.DataFrame) -> ValidationResult:
         reasons = []
         for column, check, failure in problems:
             row[column] = None
-            provenance[column] = provenance.get(column, {}) | {"status": Status.REJECTED.value, "rejected_value": failure}
+            provenance[column] = provenance.get(column, {}) | {
+                "status": Status.REJECTED.value,
+                "rejected_value": failure,
+            }
             reasons.append({"field": column, "check": check, "value": failure[:200]})
         row["provenance"] = json.dumps(provenance, sort_keys=True)
         row["status"] = row_status([p["status"] for p in provenance.values()]).value

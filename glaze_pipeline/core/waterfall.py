@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 import polars as pl
 
 from glaze_pipeline.core.cache import ProviderCache, decode_attempt, encode_attempt
 from glaze_pipeline.core.candidates import CANDIDATE_SCHEMA, Attempt, attempts_to_frame, empty_candidates
-from glaze_pipeline.core.fields import CATALOG, SUBJECT_OF_ENTITY, EntityType
+from glaze_pipeline.core.fields import CATALOG, SUBJECT_OF_ENTITY, EntityType, field_for_column
 from glaze_pipeline.core.status import Status
 
 INPUT_SOURCE = "input"
@@ -50,11 +50,15 @@ class Provider(Protocol):
         ...
 
 
-def hint_candidates(rows: pl.DataFrame, hint_fields: Sequence[str], uploaded_at: datetime) -> pl.DataFrame:
-    """Input columns named like catalog fields are values from source `input`, confidence 100."""
+def hint_candidates(rows: pl.DataFrame, hint_columns: Sequence[str], uploaded_at: datetime) -> pl.DataFrame:
+    """Input columns named like catalog fields are values from source `input`, confidence 100.
+
+    `hint_columns` are the user's column names; `rows` carries them under their catalog names.
+    """
     frames = []
-    for name in hint_fields:
-        if name not in rows.columns:
+    for column in hint_columns:
+        name = field_for_column(column)
+        if name is None or name not in rows.columns:
             continue
         spec = CATALOG[name]
         values = rows.select("row_key", pl.col(name).alias("raw")).drop_nulls("raw")
@@ -188,7 +192,9 @@ async def run_provider(
         progress(len(attempts), len(targets))
     for start in range(0, len(misses), chunk_size):
         chunk = misses[start : start + chunk_size]
-        fresh = await provider.enrich(chunk)
+        # Stamp the fetch time before caching, so a later cache hit reports when the value was really fetched.
+        now = datetime.now(UTC)
+        fresh = [a if a.fetched_at else replace(a, fetched_at=now) for a in await provider.enrich(chunk)]
         stats.calls += len(fresh)
         cache.put_many((keys[a.row_key], encode_attempt(a, a.cost_usd), a.status) for a in fresh)
         attempts.extend(fresh)

@@ -26,7 +26,14 @@ DEMO_FIELDS = [
 
 def write_demo_table(path: Path, hosts: list[str]) -> Path:
     """The demo upload: each company once in a different URL spelling, one duplicate, one bad row."""
-    spellings = ["https://www.{h}/", "{h}", "http://{h}/?utm_source=newsletter", "HTTPS://{H}", "www.{h}", "{h}/"]
+    spellings = [
+        "https://www.{h}/",
+        "{h}",
+        "http://{h}/?utm_source=newsletter",
+        "HTTPS://{H}",
+        "www.{h}",
+        "{h}/",
+    ]
     lines = ["company,website,notes"]
     for i, host in enumerate(hosts):
         url = spellings[i % len(spellings)].format(h=host, H=host.upper())
@@ -52,12 +59,16 @@ def run_demo(console: Console, out: Console) -> None:
         shutil.rmtree(demo_dir, ignore_errors=True)
         demo_dir.mkdir(parents=True)
         table_file = write_demo_table(demo_dir / "demo_companies.csv", hosts)
-        console.print(f"[bold]demo[/]: {len(hosts)} fictional company sites on http://{site.address[0]}:{site.address[1]}")
+        console.print(
+            f"[bold]demo[/]: {len(hosts)} fictional company sites on http://{site.address[0]}:{site.address[1]}"
+        )
         with database(s) as conn:
             uploaded = upload_file(conn, table_file, fields=DEMO_FIELDS, status=TableStatus.RUNNING)
         c = uploaded.counts
-        console.print(f"uploaded {table_file.name} → table {uploaded.table_id}: {c.rows_in} rows in = "
-                      f"{c.accepted} accepted + {c.rejected} rejected + {c.duplicates} duplicates")
+        console.print(
+            f"uploaded {table_file.name} → table {uploaded.table_id}: {c.rows_in} rows in = "
+            f"{c.accepted} accepted + {c.rejected} rejected + {c.duplicates} duplicates"
+        )
         enrich_table(s, uploaded.table_id)
         console.print(f"website pages served: {sum(site.hits.values())}")
 

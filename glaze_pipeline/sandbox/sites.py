@@ -46,7 +46,7 @@ def synthetic_pages(host: str, path: str) -> bytes | None:
 <meta property="og:site_name" content="{title}">
 <script type="application/ld+json">{{"@context":"https://schema.org","@type":"Organization",
 "name":"{title}","email":"hello@{name}.com","telephone":"+44 20 7946 0{len(name) % 1000:03d}",
-"sameAs":["https://www.linkedin.com/company/{name}","https://twitter.com/{name.replace('-', '')[:15]}"],
+"sameAs":["https://www.linkedin.com/company/{name}","https://twitter.com/{name.replace("-", "")[:15]}"],
 "address":{{"@type":"PostalAddress","addressLocality":"London","addressCountry":"GB"}},
 "foundingDate":"{1950 + len(name) % 70}"}}</script></head>
 <body><h1>{title}</h1><p>Welcome.</p><a href="mailto:hello@{name}.com">Contact</a></body></html>"""

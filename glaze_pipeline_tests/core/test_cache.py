@@ -1,4 +1,4 @@
-"""The provider cache against a real Redis: hits and misses, TTLs by outcome, bulk MGET, and Redis being down."""
+"""The provider cache against a real Redis: hits, misses, TTLs by outcome, bulk MGET, and Redis down."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import pytest
@@ -23,10 +24,12 @@ from glaze_pipeline.core.candidates import Attempt, Found
 from glaze_pipeline.core.fields import EntityType
 from glaze_pipeline.core.status import Status
 from glaze_pipeline.core.waterfall import Target, run_provider
-from glaze_pipeline_tests.conftest import TestServers
 
 TTL_S = 1_000
 NEGATIVE_TTL_S = 60
+
+if TYPE_CHECKING:
+    from glaze_pipeline_tests.conftest import TestServers
 
 
 @pytest.fixture
@@ -77,7 +80,13 @@ def test_key_is_prefix_provider_version_and_request_hash(cache: ProviderCache, p
 def test_decoded_attempt_is_free_cached_and_keeps_its_fetch_time() -> None:
     fetched = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     attempt = Attempt(
-        "r1", (Found("company_name", "Acme", 80, "https://acme.example"),), Status.FILLED, 0.05, False, fetched, "d"
+        "r1",
+        (Found("company_name", "Acme", 80, "https://acme.example"),),
+        Status.FILLED,
+        0.05,
+        False,
+        fetched,
+        "d",
     )
     decoded = decode_attempt("r1", encode_attempt(attempt, attempt.cost_usd))
     assert decoded == Attempt("r1", attempt.found, Status.FILLED, 0.0, True, fetched, "d")
@@ -180,7 +189,7 @@ def test_unreachable_redis_degrades_instead_of_raising() -> None:
 
 
 def test_redis_failing_after_connect_degrades_on_first_use() -> None:
-    """Redis gone between connect and use: the first failing call marks the cache degraded, later ones skip it."""
+    """Redis gone between connect and use: the first failing call degrades the cache, later ones skip it."""
     client = redis.Redis.from_url(closed_port_url(), socket_connect_timeout=2, socket_timeout=2)
     cache = ProviderCache(client, "x:", TTL_S, NEGATIVE_TTL_S)
     assert cache.available
@@ -214,7 +223,12 @@ class CountingProvider:
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
         self.seen.extend(t.row_key for t in targets)
         return [
-            Attempt(t.row_key, (Found("company_name", f"Name {t.row_key}", 80, t.normalized_url),), Status.FILLED, 0.01)
+            Attempt(
+                t.row_key,
+                (Found("company_name", f"Name {t.row_key}", 80, t.normalized_url),),
+                Status.FILLED,
+                0.01,
+            )
             for t in targets
         ]
 
@@ -222,7 +236,9 @@ class CountingProvider:
 def test_run_provider_without_redis_still_returns_the_providers_answers() -> None:
     cache = connect_cache(closed_port_url(), prefix="x:", ttl_s=TTL_S, negative_ttl_s=NEGATIVE_TTL_S)
     provider = CountingProvider()
-    targets = [Target(f"r{i}", EntityType.COMPANY_WEBSITE, f"https://c{i}.example", ("company_name",)) for i in range(3)]
+    targets = [
+        Target(f"r{i}", EntityType.COMPANY_WEBSITE, f"https://c{i}.example", ("company_name",)) for i in range(3)
+    ]
 
     frame, stats = asyncio.run(run_provider(provider, targets, cache))
 

@@ -115,9 +115,7 @@ def test_json_ld_evidence_names_property_and_page() -> None:
 
 
 def test_json_ld_accepts_list_graph_and_business_types() -> None:
-    listed = json_ld(
-        '[{"@type": "WebSite", "name": "Not a company"}, {"@type": "Corporation", "name": "Acme"}]'
-    )
+    listed = json_ld('[{"@type": "WebSite", "name": "Not a company"}, {"@type": "Corporation", "name": "Acme"}]')
     assert values(run(listed), "company_name") == [("Acme", 90)]
     graph = json_ld(
         '{"@context": "https://schema.org", "@graph": ['
@@ -126,8 +124,7 @@ def test_json_ld_accepts_list_graph_and_business_types() -> None:
     )
     assert values(run(graph), "company_name") == [("Acme Builders", 90)]
     iri = json_ld(
-        '[{"@type": "http://schema.org/Organization", "name": "A"},'
-        ' {"@type": "schema:Corporation", "name": "B"}]'
+        '[{"@type": "http://schema.org/Organization", "name": "A"}, {"@type": "schema:Corporation", "name": "B"}]'
     )
     assert values(run(iri), "company_name") == [("A", 90), ("B", 90)]
 
@@ -389,9 +386,7 @@ def test_every_page_is_read_and_evidence_says_which() -> None:
 
 def demo_pages(host: str) -> list[Page]:
     files = sorted((DEMO_SITES / host).glob("*.html"), key=lambda p: (p.name != "index.html", p.name))
-    return [
-        Page(f"https://{host}/" + ("" if f.name == "index.html" else f.name), f.read_bytes()) for f in files
-    ]
+    return [Page(f"https://{host}/" + ("" if f.name == "index.html" else f.name), f.read_bytes()) for f in files]
 
 
 EXPECTED: dict[str, dict[str, str]] = json.loads((DEMO_SITES / "expected.json").read_text(encoding="utf-8"))

@@ -135,9 +135,7 @@ class RouteHandler(BaseHTTPRequestHandler):
         else:
             self._reply(404, b"no route")
 
-    def _reply(
-        self, code: int, body: bytes, location: str = "", encoding: str = "", cookie: str = ""
-    ) -> None:
+    def _reply(self, code: int, body: bytes, location: str = "", encoding: str = "", cookie: str = "") -> None:
         self.send_response(code)
         for name, value in (("Location", location), ("Content-Encoding", encoding), ("Set-Cookie", cookie)):
             if value:
@@ -339,9 +337,7 @@ def test_one_refused_answer_among_good_ones_blocks(site: LoopbackServer, canary:
 
 def test_name_is_pinned_to_resolved_address_with_the_real_host_header(site: LoopbackServer) -> None:
     resolver = no_dns({"acme.example": ("127.0.0.1", site.port)})
-    plain, with_port = fetch_all(
-        ["http://acme.example/ok", "http://user:pw@acme.example:8080/ok"], PRIVATE, resolver
-    )
+    plain, with_port = fetch_all(["http://acme.example/ok", "http://user:pw@acme.example:8080/ok"], PRIVATE, resolver)
     assert plain.ok, plain
     assert plain.http_status == 200
     assert plain.body == b"<html>hello</html>"

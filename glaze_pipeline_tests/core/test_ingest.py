@@ -73,9 +73,7 @@ def test_delimiter_is_sniffed(tmp_path: Path, name: str, content: str) -> None:
 
 
 def test_semicolon_file_with_decimal_commas(tmp_path: Path) -> None:
-    parsed = read_upload(
-        write(tmp_path, "eu.csv", "name;url;price\nAcme;acme.com;1,50\nGlobex;globex.com;2,75\n")
-    )
+    parsed = read_upload(write(tmp_path, "eu.csv", "name;url;price\nAcme;acme.com;1,50\nGlobex;globex.com;2,75\n"))
     assert parsed.columns == ["name", "url", "price"]
     assert json.loads(parsed.rows.item(1, "original"))["price"] == "2,75"
 
@@ -430,9 +428,7 @@ def test_large_upload_keeps_file_order_and_row_alignment(tmp_path: Path) -> None
     body = "url,id\n" + "".join(f"site{i % 110_000}.com,{i}\n" for i in range(n))
     rows = read_upload(write(tmp_path, "big.csv", body)).rows
     assert rows.get_column("row_number").to_list() == list(range(1, n + 1))
-    originals = rows.select(
-        pl.col("original").str.json_decode(pl.Struct({"url": pl.String, "id": pl.String}))
-    )
+    originals = rows.select(pl.col("original").str.json_decode(pl.Struct({"url": pl.String, "id": pl.String})))
     ids = originals.get_column("original").struct.field("id").cast(pl.Int64)
     assert ids.to_list() == list(range(n))
     urls = originals.get_column("original").struct.field("url")

@@ -1,6 +1,5 @@
 """`source_rows`: the distinct entities of one uploaded table, with input hints."""
 
-
 import dagster as dg
 import polars as pl
 

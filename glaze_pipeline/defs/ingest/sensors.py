@@ -1,5 +1,4 @@
-"""`new_tables_sensor`: files dropped in the inbox and tables uploaded with `glaze upload` become partitions and runs."""
-
+"""`new_tables_sensor`: inbox files and tables registered by `glaze upload` become partitions and runs."""
 
 import dagster as dg
 

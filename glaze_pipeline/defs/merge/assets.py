@@ -1,6 +1,5 @@
 """`enriched_records` (merged, validated row by row), its blocking table check, and `landed_records`."""
 
-
 import time
 from collections.abc import Sequence
 
@@ -62,7 +61,11 @@ def build_merge_assets(
             },
         )
 
-    @dg.asset_check(asset=enriched_records, blocking=True, description="Schema holds and the reject rate is under the limit.")
+    @dg.asset_check(
+        asset=enriched_records,
+        blocking=True,
+        description="Schema holds and the reject rate is under the limit.",
+    )
     def enriched_records_fit_to_land(glaze: GlazeResource, enriched_records: pl.DataFrame) -> dg.AssetCheckResult:
         rejected = int(enriched_records[REJECT_COLUMN].is_not_null().sum())
         verdict = check_table(enriched_records.drop(REJECT_COLUMN), rejected, glaze.settings.max_reject_rate)

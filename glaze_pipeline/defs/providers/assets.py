@@ -1,6 +1,5 @@
 """One asset per provider, built from the waterfall order: each sees only what is still missing upstream."""
 
-
 import asyncio
 import time
 from collections.abc import Sequence
@@ -33,10 +32,14 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         group_name="providers",
         kinds={"python", "polars"},
         pool=f"provider_{provider_name}",
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+        retry_policy=dg.RetryPolicy(
+            max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+        ),
         description=f"Candidates from the {provider_name} provider for rows whose wanted fields are still gaps.",
     )
-    def _provider_asset(context: dg.AssetExecutionContext, glaze: GlazeResource, **inputs: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    def _provider_asset(
+        context: dg.AssetExecutionContext, glaze: GlazeResource, **inputs: pl.DataFrame
+    ) -> dg.Output[pl.DataFrame]:
         rows = inputs["source_rows"]
         with glaze.connection() as conn:
             info = table_info(conn, context.partition_key)

@@ -12,11 +12,28 @@ down_revision = None
 # Frozen copy of the catalog at this revision: a later field gets its own migration,
 # and a test checks that every catalog field has its column.
 FIELDS = (
-    "company_name", "company_description", "company_website", "company_hq_location", "company_city",
-    "company_country", "company_employee_count", "company_industry", "company_founded_year",
-    "company_revenue", "company_funding", "company_linkedin", "company_twitter", "company_email",
-    "company_phone", "person_name", "person_email", "person_phone", "person_title", "person_linkedin",
-    "person_location", "person_company",
+    "company_name",
+    "company_description",
+    "company_website",
+    "company_hq_location",
+    "company_city",
+    "company_country",
+    "company_employee_count",
+    "company_industry",
+    "company_founded_year",
+    "company_revenue",
+    "company_funding",
+    "company_linkedin",
+    "company_twitter",
+    "company_email",
+    "company_phone",
+    "person_name",
+    "person_email",
+    "person_phone",
+    "person_title",
+    "person_linkedin",
+    "person_location",
+    "person_company",
 )
 
 

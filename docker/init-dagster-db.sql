@@ -1,0 +1,2 @@
+-- Dagster's own storage lives in a database beside the glaze data.
+CREATE DATABASE dagster OWNER glaze;
