@@ -8,6 +8,8 @@ the embedded servers under a temporary GLAZE_HOME, exactly as `glaze` does.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,9 +40,11 @@ def _drop_database(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServers]:
+def servers() -> Iterator[TestServers]:
     token = uuid.uuid4().hex[:10]
-    home = tmp_path_factory.mktemp("glaze_home")
+    # Not under pytest's tmp root: every pytest session re-locks that folder, which would cut off an
+    # embedded PostgreSQL (running as its own system user) of a concurrent session.
+    home = Path(tempfile.mkdtemp(prefix="glaze-test-"))
     configured_db = os.environ.get("GLAZE_DATABASE_URL")
     configured_redis = os.environ.get("GLAZE_REDIS_URL")
     embedded = settings({"GLAZE_HOME": str(home)})
@@ -88,6 +92,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestServers]:
             services.stop_database(embedded)
         if not configured_redis:
             services.stop_redis(embedded)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
