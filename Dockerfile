@@ -7,9 +7,10 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY glaze_pipeline ./glaze_pipeline
 COPY dbt ./dbt
-COPY workspace.yaml dagster.yaml ./
+COPY workspace.yaml ./
+COPY docker/dagster.yaml ./docker/dagster.yaml
 RUN uv sync --frozen --no-dev
 ENV PATH=/opt/glaze/.venv/bin:$PATH DAGSTER_HOME=/opt/dagster/home GLAZE_HOME=/var/lib/glaze
-RUN mkdir -p $DAGSTER_HOME $GLAZE_HOME && cp dagster.yaml $DAGSTER_HOME/dagster.yaml
+RUN mkdir -p $DAGSTER_HOME $GLAZE_HOME && cp docker/dagster.yaml $DAGSTER_HOME/dagster.yaml
 EXPOSE 4000
 CMD ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", "4000", "-m", "glaze_pipeline.definitions"]

@@ -17,7 +17,7 @@ from glaze_pipeline.defs.resources import TABLES
 
 _INSTANCE_YAML = """\
 # Written by glaze: local Dagster instance (SQLite storage under this folder).
-# Production uses dagster-postgres storage, see dagster.yaml at the repo root.
+# Production uses dagster-postgres storage, see docker/dagster.yaml.
 telemetry:
   enabled: false
 """

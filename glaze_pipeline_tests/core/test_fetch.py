@@ -463,3 +463,11 @@ def test_override_resolver_parse_round_trip() -> None:
 def test_override_resolver_parse_rejects_bad_specs(spec: str) -> None:
     with pytest.raises(ValueError, match=r"resolver override"):
         OverrideResolver.parse(spec)
+
+
+def test_override_wildcard_covers_names_below_it_only() -> None:
+    resolver = OverrideResolver.parse("*.bench.example=127.0.0.1:8000", fallback=None)
+    assert asyncio.run(resolver("co1.bench.example", 443)) == [("127.0.0.1", 8000)]
+    for outside in ("bench.example", "bench.example.evil.test", "co1.bench.example.evil.test"):
+        with pytest.raises(socket.gaierror):
+            asyncio.run(resolver(outside, 80))

@@ -17,7 +17,7 @@ from glaze_pipeline.definitions import defs
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import write_table
 
-PRODUCTION_INSTANCE = Path(__file__).resolve().parents[2] / "dagster.yaml"
+PRODUCTION_INSTANCE = Path(__file__).resolve().parents[2] / "docker" / "dagster.yaml"
 
 
 @pytest.fixture
