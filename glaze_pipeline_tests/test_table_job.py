@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import dagster as dg
 import polars as pl
@@ -126,3 +127,23 @@ def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, dem
     assert "DE" in records["company_country"].to_list()
     check = result.get_asset_check_evaluations()[0]
     assert check.passed
+
+
+def test_redis_down_the_run_goes_on_and_says_so(servers, conn, demo_site, tmp_path, monkeypatch):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    monkeypatch.setenv("GLAZE_REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
+    path = write_table(tmp_path / "no_redis.csv", [f"https://{h}" for h in demo_hosts()[:2]])
+    uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
+    conn.commit()
+    instance = dg.DagsterInstance.ephemeral()
+    result = _run(uploaded.table_id, instance)
+    assert result.success
+    meta = result.asset_materializations_for_node("website_candidates")[0].metadata
+    assert "Redis unavailable" in meta["cache"].value
+    assert meta["provider_calls"].value == 2
+    warnings = [r.user_message for r in instance.all_logs(result.run_id) if "Redis unavailable" in r.user_message]
+    assert warnings  # said in the run log too
+    assert _records(conn, uploaded.table_id)["company_name"].null_count() == 0
