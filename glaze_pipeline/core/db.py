@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import psycopg
 import sqlalchemy
 from alembic import command
 from alembic.config import Config
+from psycopg import sql
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_LOCK = 7_311_042  # pg_advisory_lock key: one migrator at a time across processes
@@ -15,6 +17,16 @@ _MIGRATION_LOCK = 7_311_042  # pg_advisory_lock key: one migrator at a time acro
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=autocommit)
+
+
+def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Bulk-load rows with COPY; `table` may be schema-qualified ("glaze.input_rows"). Names are ours, quoted."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(*table.split(".")), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    with conn.cursor().copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def migrate(url: str) -> None:

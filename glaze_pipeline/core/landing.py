@@ -15,6 +15,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
+from glaze_pipeline.core.db import copy_rows
 from glaze_pipeline.core.fields import FIELD_NAMES
 from glaze_pipeline.core.merge import RECORD_KEY_COLUMNS
 from glaze_pipeline.core.status import Status
@@ -45,13 +46,6 @@ def _ids(names: tuple[str, ...]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
-def _copy(conn: psycopg.Connection, table: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), _ids(columns))
-    with conn.cursor().copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
 def land(
     conn: psycopg.Connection,
     table_id: str,
@@ -64,7 +58,7 @@ def land(
     with conn.transaction():
         conn.execute("CREATE TEMP TABLE stage_records (LIKE glaze.records INCLUDING DEFAULTS) ON COMMIT DROP")
         record_rows = [(table_id, *r, now) for r in records.select(_RECORD_COLUMNS).iter_rows()]
-        _copy(conn, "stage_records", ("table_id", *_RECORD_COLUMNS, "enriched_at"), record_rows)
+        copy_rows(conn, "stage_records", ("table_id", *_RECORD_COLUMNS, "enriched_at"), record_rows)
 
         values = sql.SQL(", ").join(sql.SQL("r.") + sql.Identifier(n) for n in FIELD_NAMES)
         new_values = sql.SQL(", ").join(sql.SQL("EXCLUDED.") + sql.Identifier(n) for n in FIELD_NAMES)
@@ -92,7 +86,7 @@ def land(
 
         filled = candidates.filter(pl.col("status") == Status.FILLED.value)
         conn.execute("CREATE TEMP TABLE stage_values (LIKE glaze.field_values) ON COMMIT DROP")
-        _copy(
+        copy_rows(
             conn,
             "stage_values",
             ("table_id", *_FIELD_VALUE_COLUMNS),

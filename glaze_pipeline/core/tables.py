@@ -13,9 +13,11 @@ from datetime import datetime
 import polars as pl
 import psycopg
 from psycopg import sql
+from psycopg.rows import class_row
 
+from glaze_pipeline.core.db import copy_rows
 from glaze_pipeline.core.fields import field_for_column
-from glaze_pipeline.core.ingest import ParsedUpload
+from glaze_pipeline.core.ingest import ROWS_SCHEMA, ParsedUpload
 
 _REGISTRY_LOCK = 7_311_043
 
@@ -96,69 +98,33 @@ def register_upload(
                 status,
             ),
         )
-        columns = [
-            "row_number",
-            "original",
-            "input_url",
-            "normalized_url",
-            "entity_type",
-            "row_key",
-            "outcome",
-            "reason",
-        ]
-        with conn.cursor().copy(
-            "COPY glaze.input_rows (table_id, row_number, original, input_url, normalized_url, entity_type,"
-            " row_key, outcome, reason) FROM STDIN"
-        ) as copy:
-            for row in parsed.rows.select(columns).iter_rows():
-                copy.write_row((table_id, *row))
+        copy_rows(
+            conn,
+            "glaze.input_rows",
+            ("table_id", *ROWS_SCHEMA),
+            ((table_id, *row) for row in parsed.rows.select(list(ROWS_SCHEMA)).iter_rows()),
+        )
         rejected = parsed.rows.filter(pl.col("outcome") == "rejected").select("row_number", "reason")
-        if rejected.height:
-            with conn.cursor().copy(
-                "COPY glaze.rejects (table_id, stage, row_ref, row_number, reasons) FROM STDIN"
-            ) as copy:
-                for number, reason in rejected.iter_rows():
-                    copy.write_row((table_id, "upload", str(number), number, json.dumps([reason])))
+        copy_rows(
+            conn,
+            "glaze.rejects",
+            ("table_id", "stage", "row_ref", "row_number", "reasons"),
+            ((table_id, "upload", str(n), n, json.dumps([reason])) for n, reason in rejected.iter_rows()),
+        )
     return table_id
 
 
 def table_info(conn: psycopg.Connection, table_id: str) -> TableInfo:
-    row = conn.execute(
+    cur = conn.cursor(row_factory=class_row(TableInfo))
+    info = cur.execute(
         """SELECT table_id, name, url_column, columns, wanted_fields, hint_fields, rows_in, accepted,
                   rejected, duplicates, status, created_at
            FROM glaze.tables WHERE table_id = %s""",
         (table_id,),
     ).fetchone()
-    if row is None:
+    if info is None:
         raise TableNotFound(f"no table {table_id!r}; `glaze tables` lists the uploaded ones")
-    (
-        table_id,
-        name,
-        url_column,
-        columns,
-        wanted,
-        hints,
-        rows_in,
-        accepted,
-        rejected,
-        duplicates,
-        status,
-        created_at,
-    ) = row
-    return TableInfo(
-        table_id,
-        name,
-        url_column,
-        list(columns),
-        list(wanted),
-        list(hints),
-        rows_in,
-        accepted,
-        rejected,
-        duplicates,
-        status,
-        created_at,
-    )
+    return info
 
 
 def list_tables(conn: psycopg.Connection) -> list[TableInfo]:

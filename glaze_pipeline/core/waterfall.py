@@ -6,12 +6,13 @@ so every later (dearer) stage runs on fewer rows than the one before.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, Self
 
 import polars as pl
 
@@ -21,6 +22,8 @@ from glaze_pipeline.core.fields import CATALOG, SUBJECT_OF_ENTITY, EntityType, f
 from glaze_pipeline.core.status import Status
 
 INPUT_SOURCE = "input"
+CHUNK_SIZE = 200  # answers are cached every chunk: the most a killed run can lose
+PIPELINED_CHUNKS = 2
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,17 @@ class Provider(Protocol):
         ...
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
-        """One attempt per target, in any order; a failing row is a status, never an exception."""
+        """One attempt per target, in any order; a failing row is a status, never an exception.
+
+        Called with several chunks at once; the provider enforces its own concurrency across them.
+        """
         ...
+
+    async def __aenter__(self) -> Self:
+        """Open clients once per stage (connection pools, limiters)."""
+        ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
 
 
 def hint_candidates(rows: pl.DataFrame, hint_columns: Sequence[str], uploaded_at: datetime) -> pl.DataFrame:
@@ -167,7 +179,7 @@ async def run_provider(
     targets: Sequence[Target],
     cache: ProviderCache,
     *,
-    chunk_size: int = 200,
+    chunk_size: int = CHUNK_SIZE,
     progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, StageStats]:
     """Serve targets from the cache, call the provider for the misses chunk by chunk, cache as we go.
@@ -190,16 +202,37 @@ async def run_provider(
     stats.cache_hits = len(attempts)
     if progress:
         progress(len(attempts), len(targets))
-    for start in range(0, len(misses), chunk_size):
-        chunk = misses[start : start + chunk_size]
-        # Stamp the fetch time before caching, so a later cache hit reports when the value was really fetched.
-        now = datetime.now(UTC)
-        fresh = [a if a.fetched_at else replace(a, fetched_at=now) for a in await provider.enrich(chunk)]
-        stats.calls += len(fresh)
-        cache.put_many((keys[a.row_key], encode_attempt(a, a.cost_usd), a.status) for a in fresh)
-        attempts.extend(fresh)
-        if progress:
-            progress(len(attempts), len(targets))
+
+    def collect(done: set[asyncio.Task[list[Attempt]]]) -> None:
+        for task in sorted(done, key=order.__getitem__):
+            # Stamp the fetch time before caching, so a later cache hit reports when the value was really fetched.
+            now = datetime.now(UTC)
+            fresh = [a if a.fetched_at else replace(a, fetched_at=now) for a in task.result()]
+            stats.calls += len(fresh)
+            cache.put_many((keys[a.row_key], encode_attempt(a, a.cost_usd), a.status) for a in fresh)
+            attempts.extend(fresh)
+            if progress:
+                progress(len(attempts), len(targets))
+
+    # Chunks overlap (PIPELINED_CHUNKS in flight) so one slow row does not idle the provider's
+    # connections, while the provider's own limit keeps the concurrency it promised.
+    order: dict[asyncio.Task[list[Attempt]], int] = {}
+    inflight: set[asyncio.Task[list[Attempt]]] = set()
+    async with provider:
+        try:
+            for start in range(0, len(misses), chunk_size):
+                if len(inflight) >= PIPELINED_CHUNKS:
+                    done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    collect(done)
+                task = asyncio.create_task(provider.enrich(misses[start : start + chunk_size]))
+                order[task] = start
+                inflight.add(task)
+            while inflight:
+                done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                collect(done)
+        finally:
+            for task in inflight:
+                task.cancel()
     frame = attempts_to_frame(attempts, provider.name)
     stats.cost_usd = float(frame["cost_usd"].sum()) if frame.height else 0.0
     stats.statuses = Counter(a.status.value for a in attempts)

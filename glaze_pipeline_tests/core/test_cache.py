@@ -6,7 +6,7 @@ import asyncio
 import socket
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 from uuid import uuid4
 
 import pytest
@@ -216,6 +216,12 @@ class CountingProvider:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
     def request_key(self, target: Target) -> str:
         return target.normalized_url

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 from uuid import uuid4
 
 import polars as pl
@@ -83,6 +83,12 @@ class FakeProvider:
         self.answer = answer or default_answer
         self.fail_on_batch = fail_on_batch
         self.batches: list[list[str]] = []
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
     def request_key(self, target: Target) -> str:
         return target.normalized_url

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Self
 
 from glaze_pipeline.core.candidates import Attempt
 from glaze_pipeline.core.extract import Page, extract
@@ -43,23 +44,36 @@ class WebsiteProvider:
         self.policy = policy
         self.resolver = resolver
         self.concurrency = concurrency
+        self._fetcher: GuardedFetcher | None = None
+        self._limit: asyncio.Semaphore | None = None
+
+    async def __aenter__(self) -> Self:
+        self._fetcher = await GuardedFetcher(self.policy, self.resolver, max_connections=self.concurrency).__aenter__()
+        self._limit = asyncio.Semaphore(self.concurrency)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.__aexit__(None, None, None)
+        self._fetcher = self._limit = None
 
     def request_key(self, target: Target) -> str:
         return target.normalized_url
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
-        limit = asyncio.Semaphore(self.concurrency)
-        async with GuardedFetcher(self.policy, self.resolver, max_connections=self.concurrency) as fetcher:
+        if self._fetcher is None or self._limit is None:
+            raise RuntimeError("WebsiteProvider.enrich outside `async with provider`")
+        return list(await asyncio.gather(*(self._one(self._fetcher, self._limit, t) for t in targets)))
 
-            async def one(target: Target) -> Attempt:
-                async with limit:
-                    result = await fetcher.fetch(target.normalized_url)
-                fetched_at = datetime.now(UTC)
-                if not result.ok:
-                    status = result.failure or Status.PROVIDER_ERROR
-                    return Attempt(target.row_key, (), status, fetched_at=fetched_at, detail=result.detail)
-                found = extract([Page(result.url, result.body, result.headers.get("content-type"))], result.url)
-                status = Status.FILLED if found else Status.NOT_FOUND
-                return Attempt(target.row_key, tuple(found), status, fetched_at=fetched_at)
-
-            return list(await asyncio.gather(*(one(t) for t in targets)))
+    @staticmethod
+    async def _one(fetcher: GuardedFetcher, limit: asyncio.Semaphore, target: Target) -> Attempt:
+        async with limit:
+            result = await fetcher.fetch(target.normalized_url)
+        fetched_at = datetime.now(UTC)
+        if not result.ok:
+            status = result.failure or Status.PROVIDER_ERROR
+            return Attempt(target.row_key, (), status, fetched_at=fetched_at, detail=result.detail)
+        found = extract([Page(result.url, result.body, result.headers.get("content-type"))], result.url)
+        return Attempt(
+            target.row_key, tuple(found), Status.FILLED if found else Status.NOT_FOUND, fetched_at=fetched_at
+        )
