@@ -21,9 +21,16 @@ from rich.table import Table
 from glaze_pipeline.config import ConfigError, Settings, settings
 from glaze_pipeline.core import db, services
 from glaze_pipeline.core.export import export_frame, write_export
-from glaze_pipeline.core.fields import FIELD_NAMES, UnknownFieldError
+from glaze_pipeline.core.fields import FIELD_NAMES, UnknownFieldError, parse_wanted
 from glaze_pipeline.core.ingest import UploadError
-from glaze_pipeline.core.tables import TableNotFound, TableStatus, list_tables, table_info
+from glaze_pipeline.core.tables import (
+    TableNotFound,
+    TableStatus,
+    list_tables,
+    set_status,
+    set_wanted_fields,
+    table_info,
+)
 from glaze_pipeline.core.uploads import Uploaded, upload_file
 
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
@@ -172,7 +179,12 @@ def enrich(source: str, name: str | None, url_column: str | None, fields: str | 
                 table_id = table_info(conn, source).table_id
             except TableNotFound as exc:
                 raise UserError(f"{source!r} is neither a file nor an uploaded table id") from exc
-            conn.execute("UPDATE glaze.tables SET status = %s WHERE table_id = %s", (TableStatus.RUNNING, table_id))
+            if fields is not None:  # re-run an uploaded table for other fields
+                try:
+                    set_wanted_fields(conn, table_id, parse_wanted(fields))
+                except UnknownFieldError as exc:
+                    raise UserError(str(exc)) from exc
+            set_status(conn, table_id, TableStatus.RUNNING)
     enrich_table(s, table_id)
 
 
@@ -203,7 +215,7 @@ def enrich_table(s: Settings, table_id: str) -> None:
         outcome = run_table(table_id, instance, on_log=on_log)
     if not outcome.success:
         with database(s) as conn:
-            conn.execute("UPDATE glaze.tables SET status = %s WHERE table_id = %s", (TableStatus.FAILED, table_id))
+            set_status(conn, table_id, TableStatus.FAILED)
         raise UserError(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
     _summary(s, table_id, outcome.run_id)
 

@@ -1,5 +1,7 @@
 """The `glaze` commands users type, run through click against the test servers."""
 
+import json
+
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -70,3 +72,19 @@ def test_unknown_table_is_a_clear_error(runner, tmp_path):
     result = runner.invoke(main, ["export", "no_such_table", "-o", str(tmp_path / "x.csv")])
     assert result.exit_code == 2
     assert "no table 'no_such_table'" in result.output
+
+
+def test_enrich_an_uploaded_table_again_for_other_fields(runner, tmp_path, monkeypatch):
+    host = demo_hosts()[0]
+    source = write_table(tmp_path / "rerun_me.csv", [f"https://{host}"])
+    assert runner.invoke(main, ["upload", str(source), "--fields", "company_name"]).exit_code == 0
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    with SiteServer(directory_pages(DEMO_SITES)) as site:
+        monkeypatch.setenv("GLAZE_RESOLVE", site.resolve_spec([host]))
+        result = runner.invoke(main, ["enrich", "rerun_me", "--fields", "company_name,company_email"])
+    assert result.exit_code == 0, result.output
+    out_csv = tmp_path / "rerun.csv"
+    assert runner.invoke(main, ["export", "rerun_me", "-o", str(out_csv)]).exit_code == 0
+    frame = pl.read_csv(out_csv, infer_schema=False)
+    expected = json.loads((DEMO_SITES / "expected.json").read_text())[host]["company_email"]
+    assert frame["company_email"][0] == expected

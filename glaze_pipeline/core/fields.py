@@ -82,13 +82,18 @@ def normalise_url(raw: str) -> str | None:
     return f"{parts.scheme}://{parts.hostname.lower()}{path}"
 
 
-def _profile(host_pattern: str, prefixes: tuple[str, ...], canonical: str) -> Normaliser:
-    """Canonical social profile URL (`canonical` + handle), refusing share/intent links."""
+_NOT_PROFILES = frozenset({"share", "sharer", "intent", "shareArticle", "home", "login", "search"})
+
+
+def _profile(
+    host_pattern: str, prefixes: tuple[str, ...], canonical: str, not_profiles: frozenset[str] = frozenset()
+) -> Normaliser:
+    """Canonical social profile URL (`canonical` + handle), refusing share/intent links and site pages."""
     pattern = re.compile(
         r"^(?:https?://)?(?:[a-z]{2,3}\.|www\.|m\.)?" + host_pattern + r"/(" + "|".join(prefixes) + r")([^/?#]+)",
         re.IGNORECASE,
     )
-    refused = {"share", "sharer", "intent", "shareArticle", "home", "login", "search"}
+    refused = _NOT_PROFILES | not_profiles
 
     def normalise(raw: str) -> str | None:
         match = pattern.match(raw.strip())
@@ -100,6 +105,18 @@ def _profile(host_pattern: str, prefixes: tuple[str, ...], canonical: str) -> No
         return canonical.format(prefix=match.group(1), handle=handle.lower() if "linkedin" in host_pattern else handle)
 
     return normalise
+
+
+def normalise_employee_range(raw: str) -> str | None:
+    """ "51-200 employees" → "51-200", "10,001+" → "10001+": the bands LinkedIn and others publish."""
+    value = re.sub(r"[,\s.'’]|employees?", "", raw.strip().lower())
+    match = re.fullmatch(r"(\d{1,7})(?:[-–](\d{1,7})|\+)", value)
+    if not match:
+        return None
+    low, high = match.group(1), match.group(2)
+    if high is None:
+        return f"{int(low)}+"
+    return f"{int(low)}-{int(high)}" if int(low) <= int(high) else None
 
 
 def normalise_country(raw: str) -> str | None:
@@ -202,6 +219,27 @@ _linkedin_company = _profile(
 )
 _linkedin_person = _profile(r"linkedin\.com", ("in/",), "https://www.linkedin.com/{prefix}{handle}")
 _x_profile = _profile(r"(?:twitter|x)\.com", ("",), "https://x.com/{handle}")
+_facebook = _profile(
+    r"facebook\.com",
+    ("",),
+    "https://www.facebook.com/{handle}",
+    frozenset({"dialog", "plugins", "tr", "watch", "groups", "events", "profile.php"}),
+)
+_instagram = _profile(
+    r"instagram\.com", ("",), "https://www.instagram.com/{handle}", frozenset({"p", "reel", "explore", "stories"})
+)
+_youtube = _profile(r"youtube\.com", ("channel/", "c/", "user/", "@"), "https://www.youtube.com/{prefix}{handle}")
+_github = _profile(
+    r"github\.com",
+    ("",),
+    "https://github.com/{handle}",
+    frozenset({"orgs", "sponsors", "features", "about", "pricing", "topics", "apps", "marketplace"}),
+)
+FACEBOOK = r"^https://www\.facebook\.com/[^/?#\s]+$"
+INSTAGRAM = r"^https://www\.instagram\.com/[^/?#\s]+$"
+YOUTUBE = r"^https://www\.youtube\.com/(channel/|c/|user/|@)[^/?#\s]+$"
+GITHUB = r"^https://github\.com/[^/?#\s]+$"
+EMPLOYEE_RANGE = r"^\d+(-\d+|\+)$"
 
 CATALOG: dict[str, Field] = {
     f.name: f
@@ -227,6 +265,13 @@ CATALOG: dict[str, Field] = {
         Field("company_linkedin", _C, "LinkedIn company page", _linkedin_company, LINKEDIN_COMPANY),
         Field("company_twitter", _C, "X / Twitter profile", _x_profile, X_PROFILE),
         Field("company_email", _C, "Public contact email", normalise_email, EMAIL),
+        Field("company_employee_range", _C, "Employee band, e.g. 51-200", normalise_employee_range, EMPLOYEE_RANGE),
+        Field("company_specialities", _C, "Specialities, comma-separated as published", _text(1000), None, 1000),
+        Field("company_logo_url", _C, "Logo image URL", normalise_url, URL),
+        Field("company_facebook", _C, "Facebook page", _facebook, FACEBOOK),
+        Field("company_instagram", _C, "Instagram profile", _instagram, INSTAGRAM),
+        Field("company_youtube", _C, "YouTube channel", _youtube, YOUTUBE),
+        Field("company_github", _C, "GitHub organisation", _github, GITHUB),
         Field("company_phone", _C, "Public phone number, E.164", normalise_phone, PHONE),
         Field("person_name", _P, "Full name", _text(200), None, 200),
         Field("person_email", _P, "Work email", normalise_email, EMAIL),

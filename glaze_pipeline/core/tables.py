@@ -140,13 +140,10 @@ def set_status(conn: psycopg.Connection, table_id: str, status: str, run_id: str
     )
 
 
-def claim(conn: psycopg.Connection, table_id: str, expected: str, new: str) -> bool:
-    """Move a table from one status to another only if nobody else did: how the sensor and CLI never both run it."""
-    cur = conn.execute(
-        "UPDATE glaze.tables SET status = %s, updated_at = now() WHERE table_id = %s AND status = %s",
-        (new, table_id, expected),
+def set_wanted_fields(conn: psycopg.Connection, table_id: str, wanted: list[str]) -> None:
+    conn.execute(
+        "UPDATE glaze.tables SET wanted_fields = %s, updated_at = now() WHERE table_id = %s", (wanted, table_id)
     )
-    return cur.rowcount == 1
 
 
 def pending_tables(conn: psycopg.Connection) -> list[str]:
