@@ -55,6 +55,8 @@ class Settings:
     fetch_concurrency: int
     fetch_timeout_s: float
     fetch_max_bytes: int
+    crawl_max_pages: int = 4
+    crawl_start_delay_s: float = 1.0
     waterfall_order: tuple[str, ...] = field(default=("website",))
 
     @property
@@ -101,8 +103,10 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         negative_cache_ttl_s=_int(env, "GLAZE_NEGATIVE_CACHE_TTL_HOURS", 24) * 3_600,
         min_confidence=_int(env, "GLAZE_MIN_CONFIDENCE", 70),
         max_reject_rate=_float(env, "GLAZE_MAX_REJECT_RATE", 0.5),
-        fetch_concurrency=_int(env, "GLAZE_FETCH_CONCURRENCY", 32),
+        fetch_concurrency=_int(env, "GLAZE_FETCH_CONCURRENCY", 64),
         fetch_timeout_s=_float(env, "GLAZE_FETCH_TIMEOUT_S", 15.0),
         fetch_max_bytes=_int(env, "GLAZE_FETCH_MAX_BYTES", 3_000_000),
+        crawl_max_pages=_int(env, "GLAZE_CRAWL_MAX_PAGES", 4),
+        crawl_start_delay_s=_float(env, "GLAZE_CRAWL_START_DELAY_S", 1.0),
         waterfall_order=load_waterfall_order(),
     )

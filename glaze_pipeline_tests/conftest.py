@@ -64,6 +64,7 @@ def servers() -> Iterator[TestServers]:
             "GLAZE_REDIS_PREFIX",
             "GLAZE_ALLOW_PRIVATE_NETWORKS",
             "GLAZE_RESOLVE",
+            "GLAZE_CRAWL_START_DELAY_S",
         )
     }
     os.environ.update(
@@ -72,6 +73,8 @@ def servers() -> Iterator[TestServers]:
         GLAZE_REDIS_URL=redis_url,
         GLAZE_REDIS_PREFIX=prefix,
         GLAZE_ALLOW_PRIVATE_NETWORKS="1",
+        # Loopback sites need no politeness pause; the Retry-After and robots tests set their own.
+        GLAZE_CRAWL_START_DELAY_S="0",
     )
     os.environ.pop("GLAZE_RESOLVE", None)
     db.migrate(database_url)

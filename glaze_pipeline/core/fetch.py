@@ -14,6 +14,7 @@ from functools import lru_cache
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import TracebackType
 
+import brotli
 import httpx
 
 from glaze_pipeline.core.status import Status
@@ -25,9 +26,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ALLOWED_SCHEMES = frozenset({"http", "https"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-# br is not offered: the body is decompressed here with a hard output bound, which zlib supports
-# (max_length) and the optional brotli bindings do not reliably.
-_ACCEPT_ENCODING = "gzip, deflate"
+# Bodies are decompressed here with a hard output bound: zlib's max_length, brotli's output_buffer_limit.
+_ACCEPT_ENCODING = "gzip, deflate, br"
 
 # What allow_private opens up: loopback, RFC 1918 and IPv6 unique-local. Deliberately not
 # `is_private`, which also covers link-local, documentation and other ranges that stay refused.
@@ -138,6 +138,26 @@ class OverrideResolver:
         )
 
 
+class OnceResolver:
+    """Answers each name from its first resolution, so every request of one crawl reaches one checked address.
+
+    Without it a DNS-rebinding name could answer a public address for robots.txt and an internal one
+    for the next page; with it the second question is never asked.
+    """
+
+    def __init__(self, resolver: Resolver) -> None:
+        self._resolver = resolver
+        self._answers: dict[tuple[str, int], asyncio.Future[list[Address]]] = {}
+
+    async def __call__(self, host: str, port: int) -> list[Address]:
+        key = (_normalise_name(host), port)
+        answer = self._answers.get(key)
+        if answer is None:
+            # Concurrent requests for one name share the single resolution in flight.
+            answer = self._answers[key] = asyncio.ensure_future(self._resolver(host, port))
+        return list(await asyncio.shield(answer))
+
+
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address a v6 form really reaches: traffic to these ends up at the embedded v4 host."""
     if ip.ipv4_mapped is not None:
@@ -214,6 +234,7 @@ class _Stop(Exception):
 
 @dataclass(frozen=True)
 class _Redirect:
+    source: httpx.URL
     target: httpx.URL
     http_status: int
     headers: Mapping[str, str]
@@ -228,11 +249,12 @@ class _BodyDecoder:
 
     def __init__(self, content_encoding: str, max_bytes: int) -> None:
         encoding = content_encoding.strip().lower()
-        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate", "br"):
             raise _Stop(Status.PROVIDER_ERROR, f"unsupported content-encoding {encoding!r}")
         self._encoding = encoding
         self._max_bytes = max_bytes
         self._inflater: zlib._Decompress | None = None
+        self._brotli = brotli.Decompressor() if encoding == "br" else None
         if encoding in ("gzip", "x-gzip"):
             self._inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
         self._head = b""  # deflate: the first bytes, until we know whether a zlib header is present
@@ -241,6 +263,9 @@ class _BodyDecoder:
     def feed(self, data: bytes) -> None:
         if self._encoding in ("", "identity"):
             self._append(data)
+            return
+        if self._brotli is not None:
+            self._feed_brotli(data)
             return
         if self._inflater is None:
             # "deflate" is meant to be zlib-wrapped, but many servers send raw deflate.
@@ -256,6 +281,16 @@ class _BodyDecoder:
                 data = self._inflater.unconsumed_tail
         except zlib.error as exc:
             raise _Stop(Status.PROVIDER_ERROR, f"could not decode {self._encoding} body: {exc}") from exc
+
+    def _feed_brotli(self, data: bytes) -> None:
+        assert self._brotli is not None
+        try:
+            # The limit holds each call's output near the cap; a bomb is cut by _append long before it grows.
+            self._append(self._brotli.process(data, output_buffer_limit=self._max_bytes - len(self.body) + 1))
+            while not self._brotli.can_accept_more_data():
+                self._append(self._brotli.process(b"", output_buffer_limit=self._max_bytes - len(self.body) + 1))
+        except brotli.error as exc:
+            raise _Stop(Status.PROVIDER_ERROR, f"could not decode br body: {exc}") from exc
 
     def finish(self) -> bytes:
         if self._head:
@@ -334,16 +369,39 @@ class GuardedFetcher:
             await self._client.aclose()
             self._client = None
 
-    async def fetch(self, url: str) -> FetchResult:
-        """Fetch `url`, following redirects; every failure comes back as a FetchResult, never raised."""
+    def _open_client(self) -> httpx.AsyncClient:
         if self._client is None:
             raise RuntimeError("GuardedFetcher must be used as `async with GuardedFetcher(policy) as f:`")
+        return self._client
+
+    async def fetch(self, url: str) -> FetchResult:
+        """Fetch `url`, following redirects; every failure comes back as a FetchResult, never raised."""
+        client = self._open_client()
         trail = [url]
         try:
             async with asyncio.timeout(self.policy.timeout_s):
-                return await self._follow(self._client, url, trail)
+                return await self._follow(client, url, trail)
         except TimeoutError:
             return _failed(trail[-1], Status.TIMEOUT, f"no complete answer within {self.policy.timeout_s}s")
+
+    async def fetch_hop(self, url: str) -> FetchResult:
+        """One guarded request whose redirect is returned (3xx, `location` header), not followed.
+
+        For callers that follow redirects themselves, such as the crawler: each hop they take comes
+        back through here, so each is checked and pinned like the first.
+        """
+        client = self._open_client()
+        try:
+            async with asyncio.timeout(self.policy.timeout_s):
+                current = _without_userinfo(httpx.URL(url))
+                outcome = await self._guarded_hop(client, current)
+        except TimeoutError:
+            return _failed(url, Status.TIMEOUT, f"no complete answer within {self.policy.timeout_s}s")
+        except (httpx.InvalidURL, ValueError) as exc:
+            return _failed(url, Status.BLOCKED, f"invalid URL: {exc}")
+        if isinstance(outcome, _Redirect):
+            return FetchResult(str(outcome.source), outcome.http_status, outcome.headers, b"", None)
+        return outcome
 
     async def _follow(self, client: httpx.AsyncClient, url: str, trail: list[str]) -> FetchResult:
         try:
@@ -351,38 +409,37 @@ class GuardedFetcher:
         except (httpx.InvalidURL, ValueError) as exc:
             return _failed(url, Status.BLOCKED, f"invalid URL: {exc}")
         redirects = 0
-        downgraded = False
         while True:
             trail.append(str(current))
-            try:
-                outcome = await self._hop(client, current)
-            except _Stop as stop:
-                return _failed(current, stop.status, stop.detail)
-            except socket.gaierror:
-                return _failed(current, Status.NOT_FOUND, f"host name {current.host!r} does not resolve")
-            except httpx.ConnectError as exc:
-                if current.scheme == "https" and not downgraded:
-                    # Many small company sites (and the loopback sandbox) only speak plain http.
-                    downgraded = True
-                    current = current.copy_with(scheme="http")
-                    continue
-                return _failed(current, Status.PROVIDER_ERROR, f"could not connect: {_describe(exc)}")
-            except httpx.TimeoutException:
-                return _failed(current, Status.TIMEOUT, "the server did not answer in time")
-            except httpx.InvalidURL as exc:
-                return _failed(current, Status.BLOCKED, f"invalid URL: {exc}")
-            except TimeoutError:
-                return _failed(current, Status.TIMEOUT, "the server did not answer in time")
-            except (httpx.HTTPError, OSError, ValueError) as exc:
-                return _failed(current, Status.PROVIDER_ERROR, _describe(exc))
+            outcome = await self._guarded_hop(client, current)
             if isinstance(outcome, FetchResult):
                 return outcome
             if redirects >= self.policy.max_redirects:
                 return _failed(
-                    current, Status.PROVIDER_ERROR, "too many redirects", outcome.http_status, outcome.headers
+                    outcome.source, Status.PROVIDER_ERROR, "too many redirects", outcome.http_status, outcome.headers
                 )
             redirects += 1
             current = outcome.target
+
+    async def _guarded_hop(self, client: httpx.AsyncClient, url: httpx.URL) -> FetchResult | _Redirect:
+        """One hop with every failure turned into a status; https falls back to http once."""
+        try:
+            return await self._hop(client, url)
+        except httpx.ConnectError as exc:
+            if url.scheme == "https":
+                # Many small company sites (and the loopback sandbox) only speak plain http.
+                return await self._guarded_hop(client, url.copy_with(scheme="http"))
+            return _failed(url, Status.PROVIDER_ERROR, f"could not connect: {_describe(exc)}")
+        except _Stop as stop:
+            return _failed(url, stop.status, stop.detail)
+        except socket.gaierror:
+            return _failed(url, Status.NOT_FOUND, f"host name {url.host!r} does not resolve")
+        except (httpx.TimeoutException, TimeoutError):
+            return _failed(url, Status.TIMEOUT, "the server did not answer in time")
+        except httpx.InvalidURL as exc:
+            return _failed(url, Status.BLOCKED, f"invalid URL: {exc}")
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            return _failed(url, Status.PROVIDER_ERROR, _describe(exc))
 
     async def _hop(self, client: httpx.AsyncClient, url: httpx.URL) -> FetchResult | _Redirect:
         """One request, sent to the checked address; a redirect is returned, not followed."""
@@ -396,7 +453,7 @@ class GuardedFetcher:
                     target = _without_userinfo(url.join(headers["location"]))
                 except (httpx.InvalidURL, ValueError) as exc:
                     raise _Stop(Status.BLOCKED, f"invalid redirect location: {exc}") from exc
-                return _Redirect(target, code, headers)
+                return _Redirect(url, target, code, headers)
             if code in (404, 410):
                 return _failed(url, Status.NOT_FOUND, f"HTTP {code}", code, headers)
             if not 200 <= code < 300:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from glaze_pipeline.config import Settings
+from glaze_pipeline.core.crawler import CrawlOptions
 from glaze_pipeline.core.fetch import FetchPolicy, OverrideResolver
 from glaze_pipeline.core.providers.website import WebsiteProvider
 from glaze_pipeline.core.waterfall import Provider
@@ -19,8 +20,17 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
     )
 
 
+def crawl_options(settings: Settings) -> CrawlOptions:
+    return CrawlOptions(
+        policy=fetch_policy(settings),
+        max_pages=settings.crawl_max_pages,
+        concurrency=settings.fetch_concurrency,
+        start_delay_s=settings.crawl_start_delay_s,
+    )
+
+
 def build_provider(name: str, settings: Settings) -> Provider:
     if name == "website":
         resolver = OverrideResolver.parse(settings.resolve_overrides) if settings.resolve_overrides else None
-        return WebsiteProvider(fetch_policy(settings), resolver, settings.fetch_concurrency)
+        return WebsiteProvider(crawl_options(settings), resolver)
     raise ValueError(f"unknown provider {name!r} in waterfall.toml; known: {', '.join(KNOWN_PROVIDERS)}")

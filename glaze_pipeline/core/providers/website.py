@@ -1,19 +1,20 @@
-"""The website provider: fetch a company's homepage through the fetch guard and extract what it states.
+"""The website provider: crawl each company's homepage and about/contact/legal pages, extract what they state.
 
 Free and first in the waterfall, so every field it fills correctly is money the
-paid providers do not spend.
+paid providers do not spend. Each chunk of rows is one crawl batch in a child
+process (`core.crawl_batch`); every row ends with a status, never an exception.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Self
 
 from glaze_pipeline.core.candidates import Attempt
-from glaze_pipeline.core.extract import Page, extract
-from glaze_pipeline.core.fetch import FetchPolicy, GuardedFetcher, Resolver
+from glaze_pipeline.core.crawl_batch import BatchJob, crawl_in_child
+from glaze_pipeline.core.crawler import CrawlOptions
+from glaze_pipeline.core.crawler import Target as CrawlTarget
+from glaze_pipeline.core.fetch import OverrideResolver
 from glaze_pipeline.core.fields import EntityType
 from glaze_pipeline.core.status import Status
 from glaze_pipeline.core.waterfall import Target
@@ -21,7 +22,8 @@ from glaze_pipeline.core.waterfall import Target
 
 class WebsiteProvider:
     name = "website"
-    version = "1"
+    # 2: scrapy crawl of up to 4 pages beyond the homepage, deeper extraction. Part of the cache key.
+    version = "2"
     fields = frozenset(
         {
             "company_name",
@@ -33,6 +35,11 @@ class WebsiteProvider:
             "company_founded_year",
             "company_linkedin",
             "company_twitter",
+            "company_facebook",
+            "company_instagram",
+            "company_youtube",
+            "company_github",
+            "company_logo_url",
             "company_email",
             "company_phone",
         }
@@ -40,40 +47,39 @@ class WebsiteProvider:
     entity_types = frozenset({EntityType.COMPANY_WEBSITE})
     price_usd = 0.0
 
-    def __init__(self, policy: FetchPolicy, resolver: Resolver | None = None, concurrency: int = 32) -> None:
-        self.policy = policy
-        self.resolver = resolver
-        self.concurrency = concurrency
-        self._fetcher: GuardedFetcher | None = None
-        self._limit: asyncio.Semaphore | None = None
+    def __init__(self, options: CrawlOptions, resolver: OverrideResolver | None = None) -> None:
+        self.options = options
+        # Only an override table (not any callable) can be handed to the crawler's child process.
+        self.job = BatchJob(
+            options,
+            resolve_overrides=str(resolver) if resolver is not None else "",
+            system_dns=resolver is None or resolver.fallback is not None,
+        )
+        self.pages_fetched = 0
 
     async def __aenter__(self) -> Self:
-        self._fetcher = await GuardedFetcher(self.policy, self.resolver, max_connections=self.concurrency).__aenter__()
-        self._limit = asyncio.Semaphore(self.concurrency)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._fetcher is not None:
-            await self._fetcher.__aexit__(None, None, None)
-        self._fetcher = self._limit = None
+        return None
 
     def request_key(self, target: Target) -> str:
         return target.normalized_url
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
-        if self._fetcher is None or self._limit is None:
-            raise RuntimeError("WebsiteProvider.enrich outside `async with provider`")
-        return list(await asyncio.gather(*(self._one(self._fetcher, self._limit, t) for t in targets)))
-
-    @staticmethod
-    async def _one(fetcher: GuardedFetcher, limit: asyncio.Semaphore, target: Target) -> Attempt:
-        async with limit:
-            result = await fetcher.fetch(target.normalized_url)
-        fetched_at = datetime.now(UTC)
-        if not result.ok:
-            status = result.failure or Status.PROVIDER_ERROR
-            return Attempt(target.row_key, (), status, fetched_at=fetched_at, detail=result.detail)
-        found = extract([Page(result.url, result.body, result.headers.get("content-type"))], result.url)
-        return Attempt(
-            target.row_key, tuple(found), Status.FILLED if found else Status.NOT_FOUND, fetched_at=fetched_at
-        )
+        crawl_targets = [CrawlTarget(t.row_key, t.normalized_url) for t in targets]
+        results, stats = await crawl_in_child(crawl_targets, self.job)
+        self.pages_fetched += stats.pages
+        attempts = []
+        for result in results:
+            if result.status != Status.FILLED:
+                attempts.append(
+                    Attempt(result.row_key, (), result.status, fetched_at=result.fetched_at, detail=result.detail)
+                )
+                continue
+            status = Status.FILLED if result.found else Status.NOT_FOUND
+            detail = f"{len(result.pages)} page(s): " + " ".join(result.pages)
+            attempts.append(
+                Attempt(result.row_key, result.found, status, fetched_at=result.fetched_at, detail=detail[:500])
+            )
+        return attempts
