@@ -350,6 +350,7 @@ def scrapy_settings(options: CrawlOptions, resolver: Resolver) -> dict[str, Any]
         # 429 and 503 belong to RetryAfterMiddleware.
         "RETRY_HTTP_CODES": [500, 502, 504, 522, 524, 408],
         "RETRY_TIMES": 2,
+        "RETRY_GIVE_UP_LOG_LEVEL": "INFO",  # the row records the outcome as its status
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,
         "LOGSTATS_INTERVAL": 0,
