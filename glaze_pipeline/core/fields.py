@@ -124,7 +124,7 @@ def normalise_country(raw: str) -> str | None:
     if len(value) == 2 and value.isalpha():
         code = value.upper()
         return code if code in _COUNTRY_CODES else None
-    return _COUNTRY_NAMES.get(value.lower())
+    return COUNTRY_NAMES.get(value.lower())
 
 
 def normalise_year(raw: str) -> str | None:
@@ -142,7 +142,7 @@ def normalise_count(raw: str) -> str | None:
 
 # ISO-3166 alpha-2 codes that phonenumbers knows (it ships the list, so we need not).
 _COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
-_COUNTRY_NAMES = {
+COUNTRY_NAMES = {
     name: code
     for code, names in {
         "US": ("united states", "usa", "united states of america", "us"),
@@ -221,7 +221,8 @@ _linkedin_person = _profile(r"linkedin\.com", ("in/",), "https://www.linkedin.co
 _x_profile = _profile(r"(?:twitter|x)\.com", ("",), "https://x.com/{handle}")
 _facebook = _profile(
     r"facebook\.com",
-    ("",),
+    # Old page URLs (/pages/Name/123456) canonicalise to the page id.
+    (r"pages/(?:[^/?#]+/)+", ""),
     "https://www.facebook.com/{handle}",
     frozenset({"dialog", "plugins", "tr", "watch", "groups", "events", "profile.php"}),
 )
