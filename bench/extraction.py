@@ -80,7 +80,9 @@ def main() -> None:
         for field, accepted in label.items():
             if field == "url":
                 continue
-            s = stats.setdefault(field, dict.fromkeys(("labelled", "emitted", "sure", "sure_right", "right", "right80"), 0))
+            s = stats.setdefault(
+                field, dict.fromkeys(("labelled", "emitted", "sure", "sure_right", "right", "right80"), 0)
+            )
             top = best.get(field)
             stated = isinstance(accepted, list)
             right = top is not None and stated and matches(field, top.value, accepted)  # type: ignore[arg-type]
@@ -99,20 +101,40 @@ def main() -> None:
     def pct(n: int, d: int) -> float | None:
         return round(100 * n / d, 1) if d else None
 
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     print(f"{'field':24} {'labelled':>8} {'emitted':>8} {'>=80':>6} {'prec@80':>8} {'recall':>7} {'rec@80':>7}")
     totals = dict.fromkeys(("labelled", "emitted", "sure", "sure_right", "right", "right80"), 0)
     per_field = {}
     for field, s in sorted(stats.items()):
         for k in totals:
             totals[k] += s[k]
-        precision, recall, recall80 = pct(s["sure_right"], s["sure"]), pct(s["right"], s["labelled"]), pct(s["right80"], s["labelled"])
-        per_field[field] = {"precision_at_80": precision, "recall": recall, "recall_at_80": recall80, "emitted": s["emitted"]}
-        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        print(f"{field:24} {s['labelled']:8} {s['emitted']:8} {s['sure']:6} {fmt(precision):>8} {fmt(recall):>7} {fmt(recall80):>7}")
+        precision, recall, recall80 = (
+            pct(s["sure_right"], s["sure"]),
+            pct(s["right"], s["labelled"]),
+            pct(s["right80"], s["labelled"]),
+        )
+        per_field[field] = {
+            "precision_at_80": precision,
+            "recall": recall,
+            "recall_at_80": recall80,
+            "emitted": s["emitted"],
+        }
+        print(
+            f"{field:24} {s['labelled']:8} {s['emitted']:8} {s['sure']:6} "
+            f"{fmt(precision):>8} {fmt(recall):>7} {fmt(recall80):>7}"
+        )
     precision = pct(totals["sure_right"], totals["sure"])
     recall = pct(totals["right"], totals["labelled"])
-    print(f"{'all fields':24} {totals['labelled']:8} {totals['emitted']:8} {totals['sure']:6} {precision!s:>8} {recall!s:>7} {pct(totals['right80'], totals['labelled'])!s:>7}")
-    print(f"{len(labels)} companies, {pages_read} pages, {elapsed:.2f}s ({1000 * elapsed / max(pages_read, 1):.1f} ms/page)")
+    print(
+        f"{'all fields':24} {totals['labelled']:8} {totals['emitted']:8} {totals['sure']:6} "
+        f"{fmt(precision):>8} {fmt(recall):>7} {fmt(pct(totals['right80'], totals['labelled'])):>7}"
+    )
+    print(
+        f"{len(labels)} companies, {pages_read} pages, {elapsed:.2f}s "
+        f"({1000 * elapsed / max(pages_read, 1):.1f} ms/page)"
+    )
     print(
         json.dumps(
             {

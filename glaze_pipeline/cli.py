@@ -243,6 +243,40 @@ def _summary(s: Settings, table_id: str, run_id: str) -> None:
     out.print(f"export: glaze export {table_id} --format csv -o {table_id}.csv")
 
 
+# --- extract ---------------------------------------------------------------------------------------
+
+
+@main.command("extract")
+@click.argument("pages", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--url", required=True, help="The site's address: the first page is read as this URL, the others below it."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print only a JSON array of {field, value, confidence, evidence}."
+)
+def extract_cmd(pages: tuple[Path, ...], url: str, as_json: bool) -> None:
+    """Extract company facts from saved HTML pages with the website provider's extractor; no network, no servers."""
+    import json
+
+    from glaze_pipeline.core.extract import Page, extract
+
+    site = [
+        Page(url if i == 0 else f"{url.rstrip('/')}/{path.stem}", path.read_bytes()) for i, path in enumerate(pages)
+    ]
+    found = sorted(extract(site, url), key=lambda f: (f.field, -f.confidence, f.value))
+    logging.getLogger(__name__).info("%d candidates from %d page(s)", len(found), len(site))
+    if as_json:
+        rows = [{"field": f.field, "value": f.value, "confidence": f.confidence, "evidence": f.evidence} for f in found]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not found:
+        console.print("nothing found")
+        return
+    print_rows(
+        ["field", "value", "confidence", "evidence"], [(f.field, f.value, f.confidence, f.evidence) for f in found]
+    )
+
+
 @main.command("tables")
 def tables_cmd() -> None:
     """List uploaded tables with their row counts and status."""

@@ -88,3 +88,45 @@ def test_enrich_an_uploaded_table_again_for_other_fields(runner, tmp_path, monke
     frame = pl.read_csv(out_csv, infer_schema=False)
     expected = json.loads((DEMO_SITES / "expected.json").read_text())[host]["company_email"]
     assert frame["company_email"][0] == expected
+
+
+# --- glaze extract: no servers, so no `runner` fixture ------------------------------------------------
+
+
+def _extract_json(args: list[str]) -> tuple[int, list[dict[str, object]], str]:
+    result = CliRunner().invoke(main, ["extract", *args, "--json"])  # click 8.2+ keeps stderr apart
+    return result.exit_code, json.loads(result.stdout), result.stderr
+
+
+def test_extract_prints_only_a_json_array_of_candidates(tmp_path):
+    home = tmp_path / "home.html"
+    home.write_text(
+        '<title>Acme Widgets | Home</title><a href="mailto:hello@acmewidgets.example">mail</a>', encoding="utf-8"
+    )
+    contact = tmp_path / "contact.html"
+    contact.write_text("<p>Phone: +44 20 7946 0958</p>", encoding="utf-8")
+    code, rows, _ = _extract_json([str(home), str(contact), "--url", "https://acmewidgets.example/"])
+    assert code == 0
+    assert {(r["field"], r["value"]) for r in rows} >= {
+        ("company_name", "Acme Widgets"),
+        ("company_email", "hello@acmewidgets.example"),
+        ("company_phone", "+442079460958"),
+    }
+    assert all(
+        set(r) == {"field", "value", "confidence", "evidence"} and isinstance(r["confidence"], int) for r in rows
+    )
+    phone = next(r for r in rows if r["field"] == "company_phone")
+    assert phone["evidence"] == "phone in text @ https://acmewidgets.example/contact"
+
+
+def test_extract_with_nothing_found_is_an_empty_array(tmp_path):
+    page = tmp_path / "blank.html"
+    page.write_bytes(b"<html><body><p>Under construction</p></body></html>")
+    assert _extract_json([str(page), "--url", "https://blank.example/"])[:2] == (0, [])
+
+
+def test_extract_works_on_a_corpus_page(shared_corpus):
+    page = shared_corpus / "caltronind-com" / "contact.html"
+    code, rows, _ = _extract_json([str(page), "--url", "http://www.caltronind.com/contact"])
+    assert code == 0
+    assert ("company_email", "sales@caltronind.com") in {(r["field"], r["value"]) for r in rows}

@@ -97,7 +97,7 @@ def test_json_ld_organization_fills_every_field_with_its_confidence() -> None:
     found = run(json_ld(FULL_ORG))
     assert values(found, "company_name") == [("Acme Widgets", 90), ("Acme Widgets Ltd", 85)]
     assert values(found, "company_description") == [("We make widgets.", 90)]
-    assert values(found, "company_email") == [("hello@acme.example", 90)]
+    assert values(found, "company_email") == [("hello@acme.example", 92)]  # +2: an address for everyone
     assert values(found, "company_phone") == [("+442079460958", 85)]
     assert values(found, "company_linkedin") == [("https://www.linkedin.com/company/acme-widgets", 90)]
     assert values(found, "company_twitter") == [("https://x.com/acmewidgets", 90)]
@@ -217,7 +217,8 @@ def test_meta_and_opengraph() -> None:
 )
 def test_title_picks_the_brand_not_the_tagline(title: str, base_url: str, brand: str) -> None:
     found = run(f"<title>{title}</title>", url=base_url)
-    assert values(found, "company_name") == [(brand, 55)]
+    confirmed_by_domain = "unrelated" not in base_url
+    assert values(found, "company_name") == [(brand, 70 if confirmed_by_domain else 55)]
 
 
 def test_title_that_is_only_a_sentence_gives_no_name() -> None:
@@ -230,7 +231,7 @@ def test_title_that_is_only_a_sentence_gives_no_name() -> None:
 
 def test_mailto_link_is_an_email_without_its_query() -> None:
     found = run('<a href="mailto:Sales@Acme.example?subject=Hi%20there">Write</a>')
-    assert values(found, "company_email") == [("sales@acme.example", 75)]
+    assert values(found, "company_email") == [("sales@acme.example", 87)]  # on the site's own domain, +2 general
     assert found[0].evidence == f"mailto link @ {BASE}"
 
 
@@ -254,18 +255,18 @@ def test_placeholder_and_third_party_emails_are_skipped(address: str) -> None:
 
 def test_tel_link_with_country_code() -> None:
     found = run('<a href="tel:+44%2020%207946%200958">call</a>')
-    assert values(found, "company_phone") == [("+442079460958", 70)]
+    assert values(found, "company_phone") == [("+442079460958", 75)]
 
 
 def test_tel_link_with_00_prefix() -> None:
-    assert values(run('<a href="tel:0049 30 5557 2100">call</a>'), "company_phone") == [("+493055572100", 70)]
+    assert values(run('<a href="tel:0049 30 5557 2100">call</a>'), "company_phone") == [("+493055572100", 75)]
 
 
 def test_national_tel_uses_page_cctld_region() -> None:
     found = run('<a href="tel:030 5557 2100">call</a>', url="https://www.acme.de/kontakt")
-    assert values(found, "company_phone") == [("+493055572100", 70)]
+    assert values(found, "company_phone") == [("+493055572100", 75)]
     uk = run('<a href="tel:020 7946 0958">call</a>', url="https://acme.co.uk/")
-    assert values(uk, "company_phone") == [("+442079460958", 70)]
+    assert values(uk, "company_phone") == [("+442079460958", 75)]
 
 
 def test_national_tel_without_inferable_region_is_skipped() -> None:
@@ -316,7 +317,7 @@ def test_repeated_link_is_reported_once() -> None:
 
 def test_visible_text_email() -> None:
     found = run("<body><p>Questions? Email support@acme.example.</p></body>")
-    assert values(found, "company_email") == [("support@acme.example", 65)]
+    assert values(found, "company_email") == [("support@acme.example", 80)]
     assert found[0].evidence == f"visible text @ {BASE}"
 
 
@@ -423,3 +424,180 @@ def test_demo_traps_are_present() -> None:
     kestrel = (DEMO_SITES / "kestrel-logistics.example" / "index.html").read_text(encoding="utf-8")
     assert 'href="tel:020 7946 0321"' in kestrel
     assert "mailto:" not in kestrel
+
+
+# --- deeper extraction: each field and its trap ------------------------------------------------------
+
+
+def best(found: list[Found], field: str) -> str | None:
+    candidates = [f for f in found if f.field == field]
+    return max(candidates, key=lambda f: f.confidence).value if candidates else None
+
+
+def test_microdata_organization_is_structured_data() -> None:
+    html = """<div itemscope itemtype="https://schema.org/Organization">
+      <span itemprop="name">Acme Widgets</span><a itemprop="email" href="mailto:info@acme.example">mail</a>
+      <div itemprop="address" itemscope itemtype="https://schema.org/PostalAddress">
+        <span itemprop="addressLocality">Leeds</span><span itemprop="addressCountry">GB</span></div></div>"""
+    found = run(html)
+    assert ("Acme Widgets", 90) in values(found, "company_name")
+    assert best(found, "company_city") == "Leeds" and best(found, "company_country") == "GB"
+
+
+def test_logo_is_the_header_image_not_a_badge_or_sprite() -> None:
+    html = """<header><a href="/"><img src="/img/sprite-icons.png" alt="logo sprite">
+      <img src="/img/acme-logo.svg" alt="Acme"></a></header>
+      <footer><img src="/img/award-badge-logo.png"><img src="/img/partner-logo.png"></footer>"""
+    found = run(html)
+    assert values(found, "company_logo_url") == [("https://acme.example/img/acme-logo.svg", 80)]
+
+
+def test_every_social_profile_in_canonical_form_and_no_share_buttons() -> None:
+    html = """<a href="https://www.facebook.com/pages/Acme-Widgets/123456789">f</a>
+      <a href="https://www.facebook.com/sharer/sharer.php?u=https://acme.example">share</a>
+      <a href="http://instagram.com/acmewidgets/">i</a><a href="https://www.instagram.com/p/Bx12/">post</a>
+      <a href="https://www.youtube.com/user/AcmeTV?feature=watch">y</a><a href="https://www.youtube.com/watch?v=abc">v</a>
+      <a href="https://github.com/acme-widgets/widget-sdk">code</a><a href="https://twitter.com/#!/AcmeNews">t</a>"""
+    found = run(html)
+    assert best(found, "company_facebook") == "https://www.facebook.com/123456789"
+    assert values(found, "company_instagram") == [("https://www.instagram.com/acmewidgets", 80)]
+    assert values(found, "company_youtube") == [("https://www.youtube.com/user/AcmeTV", 80)]
+    assert best(found, "company_github") == "https://github.com/acme-widgets"
+    assert best(found, "company_twitter") == "https://x.com/AcmeNews"
+
+
+def test_links_to_the_sites_own_pages_are_not_profiles() -> None:
+    found = run(
+        '<a href="https://github.com/blog">Blog</a><a href="https://github.com/contact">Contact</a>',
+        url="https://github.com/",
+    )
+    assert values(found, "company_github") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["sales [at] acme [dot] example", "sales(at)acme.example", "sales {at} acme.example", "sales at acme dot example"],
+)
+def test_obfuscated_emails(text: str) -> None:
+    assert best(run(f"<p>Write to {text}</p>"), "company_email") == "sales@acme.example"
+
+
+def test_cloudflare_protected_email_is_decoded() -> None:
+    address = b"info@acme.example"
+    encoded = "2a" + bytes(b ^ 0x2A for b in address).hex()
+    html = (
+        f'<a href="/cdn-cgi/l/email-protection#{encoded}">[email protected]</a><span data-cfemail="{encoded}"></span>'
+    )
+    assert values(run(html), "company_email") == [("info@acme.example", 87)]
+
+
+def test_words_that_only_look_like_obfuscation_are_not_emails() -> None:
+    assert values(run("<p>Your claim is evaluated at support.apple.com within days.</p>"), "company_email") == []
+
+
+def test_third_party_email_scores_below_the_companys_own() -> None:
+    found = run('<a href="mailto:complaints@ombudsman.example.org">o</a><a href="mailto:hello@acme.example">a</a>')
+    scores = dict(values(found, "company_email"))
+    assert scores["hello@acme.example"] >= 80 > scores["complaints@ombudsman.example.org"]
+
+
+def test_text_phone_with_inferred_country_and_fax_skipped() -> None:
+    html = "<p>Acme Inc, 12 Main Street, Dallas, TX 75201</p><p>Phone: (214) 555-0142</p><p>Fax: (214) 555-0199</p>"
+    found = run(html, url="https://acme.com/")
+    assert values(found, "company_phone") == [("+12145550142", 75)]  # the US address makes national numbers readable
+    assert best(found, "company_city") == "Dallas" and best(found, "company_country") == "US"
+
+
+def test_phone_without_any_country_clue_is_not_guessed() -> None:
+    assert values(run("<p>Call (214) 555-0142</p>", url="https://acme.com/"), "company_phone") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "city", "country"),
+    [
+        ("14 New Bond St, Bath, BA1 1BE", "Bath", "GB"),
+        ("2701 California Ave SW Seattle, WA 98116", "Seattle", "US"),
+        ("4120 Clipper Court, Fremont CA 94538 USA", "Fremont", "US"),
+        ("Unit 5, 100 King St W, Toronto, ON M5X 1A9", "Toronto", "CA"),
+        ("493 Charles Street, North Perth, WA 6006.", "North Perth", "AU"),
+        ("Kungsgatan 4, Stockholm, Sweden", "Stockholm", "SE"),
+    ],
+)
+def test_postal_address_gives_city_and_iso_country(text: str, city: str, country: str) -> None:
+    found = run(f"<address>{text}</address>")
+    assert best(found, "company_city") == city
+    assert best(found, "company_country") == country
+
+
+def test_german_postcode_and_town_on_a_german_site() -> None:
+    assert best(run("<p>Musterstraße 1, 10115 Berlin</p>", url="https://acme.de/impressum"), "company_city") == "Berlin"
+
+
+@pytest.mark.parametrize(
+    ("text", "year"),
+    [
+        ("Family owned since 1989.", "1989"),
+        ("Acme was established in 1921 in Leeds.", "1921"),
+        ("Gegründet 1998 in Hamburg.", "1998"),
+        ("Fondée en 2004 à Lyon.", "2004"),
+    ],
+)
+def test_founded_year_from_text(text: str, year: str) -> None:
+    assert best(run(f"<p>{text}</p>"), "company_founded_year") == year
+
+
+def test_copyright_years_and_member_since_are_not_founding() -> None:
+    found = run("<p>© 1998-2014 Acme Ltd. All rights reserved.</p><p>BBB member since 2005</p>")
+    assert values(found, "company_founded_year") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("We have 120 employees in three offices.", "120"),
+        ("Acme employs a team of 45 people.", "45"),
+        ("Über 1.200 Mitarbeiter weltweit.", "1200"),
+    ],
+)
+def test_employee_count_only_when_stated(text: str, count: str) -> None:
+    assert best(run(f"<p>{text}</p>"), "company_employee_count") == count
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2000 people trained", "Over 10 million people use Acme", "We served 300 clients", "500 people attended"],
+)
+def test_people_counts_that_are_not_staff(text: str) -> None:
+    assert values(run(f"<p>{text}</p>"), "company_employee_count") == []
+
+
+def test_brand_beats_legal_name_and_both_agree() -> None:
+    html = (
+        "<title>Acme Widgets | Widgets for everyone</title>"
+        "<footer>© 2014 Acme Widgets Ltd. All rights reserved.</footer>"
+    )
+    scores = dict(values(run(html, url="https://acmewidgets.example/"), "company_name"))
+    assert scores["Acme Widgets"] > scores["Acme Widgets Ltd"]
+    # The title's 70, raised by the copyright line and the legal-form name that say the same.
+    assert scores["Acme Widgets"] == 80
+
+
+def test_website_credit_is_not_the_company_name() -> None:
+    assert values(run("<footer>© 2014 Website design by Pixel Agency Ltd</footer>"), "company_name") == []
+
+
+def test_article_meta_description_is_not_the_company_description() -> None:
+    html = '<meta name="description" content="How to choose a widget.">'
+    assert values(run(html, url="https://acme.example/blog/how-to", base_url=BASE), "company_description") == [
+        ("How to choose a widget.", 50)
+    ]
+    assert values(run(html), "company_description") == [("How to choose a widget.", 75)]
+
+
+def test_one_finding_per_value_with_agreement_across_methods() -> None:
+    html = (
+        '<script type="application/ld+json">{"@type": "Organization", "email": "hello@acme.example"}</script>'
+        '<a href="mailto:hello@acme.example">m</a>'
+    )
+    found = values(run(html), "company_email")
+    assert found == [("hello@acme.example", 95)]  # 92 from JSON-LD, +5 for the mailto link, capped at 95

@@ -136,7 +136,10 @@ def agree(findings: list[Found]) -> list[Found]:
         for best in values.values():
             others = sorted(methods - {_method(best.evidence)})
             bonus = AGREEMENT_BONUS * len(others) + (SEVERAL_PAGES_BONUS if several_pages else 0)
-            confidence = max(best.confidence, min(AGREEMENT_CAP, best.confidence + bonus))
+            # A brand and its legal name support each other, but the brand stays the name shown.
+            legal = best.field == "company_name" and _LEGAL_SUFFIX.search(best.value) is not None
+            cap = AGREEMENT_CAP - 5 if legal else AGREEMENT_CAP
+            confidence = max(best.confidence, min(cap, best.confidence + bonus))
             evidence = f"{best.evidence} (agrees: {', '.join(others)})" if others else best.evidence
             merged.append(Found(best.field, best.value, max(0, min(100, confidence)), evidence[:EVIDENCE_LIMIT]))
     return merged

@@ -27,7 +27,9 @@ def from_meta(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None
             # Some sites append a tagline here too ("Acme - Widgets for everyone").
             named = brand_from_title(content, ctx.brand)
             if named is not None:
-                yield found("company_name", named[0], 80 if named[0] == content.strip() else 70, "meta og:site_name", ctx)
+                yield found(
+                    "company_name", named[0], 80 if named[0] == content.strip() else 70, "meta og:site_name", ctx
+                )
         elif key in ("description", "og:description"):
             # An article's description describes the article, not the company.
             yield found("company_description", content, 75 if ctx.is_home else 50, f"meta {key}", ctx)

@@ -18,7 +18,8 @@ from glaze_pipeline.core.candidates import Found
 from glaze_pipeline.core.extract.base import Context, compact, email, found
 from glaze_pipeline.core.fields import COUNTRY_NAMES
 
-_SKIPPED = {"script", "style", "template", "noscript", "head", "select", "option"}
+# Not "head": libxml2 leaves HTML5 elements it does not know (<footer>) there when no <body> came first.
+_SKIPPED = {"script", "style", "template", "noscript", "title", "select", "option"}
 _BLOCKS = {
     "p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "address", "section",
     "footer", "header", "table", "ul", "ol", "dd", "dt", "article", "aside", "nav", "form", "hr", "blockquote",
@@ -54,12 +55,12 @@ _OPEN, _CLOSE = r"\s*[\[\(\{<]\s*", r"\s*[\]\)\}>]\s*"
 _DOT_WORD = rf"(?:{_OPEN}(?:dot|\.){_CLOSE}|\s+dot\s+)"
 # "name [at] acme [dot] com", "name(at)acme.com": a bracketed at, any dot.
 _BRACKETED_EMAIL = re.compile(
-    rf"([A-Za-z0-9._%+\-]+){_OPEN}(?:at|@){_CLOSE}([A-Za-z0-9\-]+(?:(?:{_DOT_WORD}|\.)[A-Za-z0-9\-]+)*(?:{_DOT_WORD}|\.)[A-Za-z]{{2,6}})\b",
+    rf"([A-Za-z0-9._%+\-]+){_OPEN}(?:at|@){_CLOSE}([A-Za-z0-9\-]+(?:(?:{_DOT_WORD}|\.)[A-Za-z0-9\-]+)*(?:{_DOT_WORD}|\.)[A-Za-z]{{2,10}})\b",
     re.IGNORECASE,
 )
 # "name at acme dot com": a bare "at" only counts with a spelled-out "dot" (else "evaluated at apple.com").
 _SPELLED_EMAIL = re.compile(
-    rf"([A-Za-z0-9._%+\-]+)\s+at\s+([A-Za-z0-9\-]+(?:{_DOT_WORD}[A-Za-z0-9\-]+)*{_DOT_WORD}[A-Za-z]{{2,6}})\b",
+    rf"([A-Za-z0-9._%+\-]+)\s+at\s+([A-Za-z0-9\-]+(?:{_DOT_WORD}[A-Za-z0-9\-]+)*{_DOT_WORD}[A-Za-z]{{2,10}})\b",
     re.IGNORECASE,
 )
 _DOT = re.compile(rf"{_OPEN}(?:dot|\.){_CLOSE}|\s+dot\s+", re.IGNORECASE)
@@ -78,7 +79,8 @@ def from_text_emails(lines: list[str], ctx: Context) -> Iterator[Found | None]:
 # --- phones ---------------------------------------------------------------------------------------------
 
 _PHONE_LABEL = re.compile(
-    r"\b(?:tel|tél|telephone|téléphone|telefon|telefono|teléfono|phone|ph|call|office|main|toll[- ]free|t|p)\b\.?\s*:?\s*$",
+    r"\b(?:tel|tél|telephone|téléphone|telefon|telefono|teléfono|phone|ph|call|office|main|toll[- ]free|t|p)\b"
+    r"\.?\s*:?\s*$",
     re.IGNORECASE,
 )
 _FAX = re.compile(r"\b(?:fax|telefax|f)\b\.?\s*:?\s*$", re.IGNORECASE)
@@ -101,16 +103,65 @@ def from_text_phones(lines: list[str], ctx: Context) -> Iterator[Found | None]:
 
 # --- addresses: city and country ------------------------------------------------------------------------
 
-_US_STATES = (
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH "
-    "OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"
-).split()
-_CA_PROVINCES = "AB BC MB NB NL NS NT NU ON PE QC SK YT".split()
-_AU_STATES = "NSW VIC QLD WA SA TAS ACT NT".split()
+_US_STATES = [
+    "AL",
+    "AK",
+    "AZ",
+    "AR",
+    "CA",
+    "CO",
+    "CT",
+    "DE",
+    "DC",
+    "FL",
+    "GA",
+    "HI",
+    "ID",
+    "IL",
+    "IN",
+    "IA",
+    "KS",
+    "KY",
+    "LA",
+    "ME",
+    "MD",
+    "MA",
+    "MI",
+    "MN",
+    "MS",
+    "MO",
+    "MT",
+    "NE",
+    "NV",
+    "NH",
+    "NJ",
+    "NM",
+    "NY",
+    "NC",
+    "ND",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VT",
+    "VA",
+    "WA",
+    "WV",
+    "WI",
+    "WY",
+]
+_CA_PROVINCES = ["AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"]
+_AU_STATES = ["NSW", "VIC", "QLD", "WA", "SA", "TAS", "ACT", "NT"]
 _STREET_WORDS = {
     "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "drive", "dr", "suite", "ste", "floor",
     "way", "lane", "ln", "parkway", "pkwy", "highway", "hwy", "court", "ct", "place", "pl", "box", "unit", "center",
-    "centre", "building", "plaza", "square", "sq", "circle", "terrace", "crescent", "close", "north", "south",
+    "centre", "building", "plaza", "square", "sq", "circle", "terrace", "crescent", "close", "nw", "ne", "sw", "se",
 }  # fmt: skip
 _PLACE = r"[A-Z][A-Za-z.'\-]+(?:\s+[A-Z][A-Za-z.'\-]+){0,3}"
 _US_ADDRESS = re.compile(rf"({_PLACE}),?\s+({'|'.join(_US_STATES)})\.?,?\s+\d{{5}}(?:-\d{{4}})?\b")
@@ -166,7 +217,10 @@ def from_addresses(lines: list[str], ctx: Context) -> Iterator[Found | None]:
 
 # --- founding year, size --------------------------------------------------------------------------------
 
-_FOUNDED_STRONG = r"founded|established|incorporated|gegründet|gegruendet|fondée|fondé|fundada|fundado|fondata|fondato|opgericht|grundat|grundad|założona|założony"
+_FOUNDED_STRONG = (
+    r"founded|established|incorporated|gegründet|gegruendet|fondée|fondé|fundada|fundado|fondata|fondato|"
+    r"opgericht|grundat|grundad|założona|założony"
+)
 _FOUNDED_WEAK = r"since|est\.|est|seit|depuis|desde|dal|sinds|sedan|od"
 _FOUNDED = re.compile(
     rf"\b({_FOUNDED_STRONG}|{_FOUNDED_WEAK})\s+(?:in\s+|en\s+|im\s+(?:jahre?\s+)?|em\s+|nel\s+|the\s+year\s+|w\s+roku\s+)?(1[6-9]\d\d|20\d\d)\b",
@@ -206,7 +260,10 @@ _NOT_STAFF = re.compile(
 
 
 def from_headcount(lines: list[str], ctx: Context) -> Iterator[Found | None]:
-    """Employee counts only where the page says so: "120 employees", "a team of 40 people", never "2000 people trained"."""
+    """Employee counts only where the page states one ("120 employees", "a team of 40 people").
+
+    Never "2000 people trained": counts of customers, users or trainees are not staff.
+    """
     for line in lines:
         for match in _HEADCOUNT.finditer(line):
             before, after = line[max(0, match.start() - 40) : match.start()], line[match.end() : match.end() + 25]
@@ -226,7 +283,8 @@ LEGAL_FORM = (
 )
 _COPYRIGHT = re.compile(
     r"(?:©|\(c\)|copyright)\s*(?:©\s*)?(?:\d{4}(?:\s*[-–]\s*(?:\d{4}|present))?\s*,?\s*)?(?:by\s+)?"
-    r"([A-Z][\w&.,'’\- ]{1,70}?)\s*(?:\.\s*)?(?=all rights|alle rechte|tous droits|todos los derechos|\||$|\s-\s|\d{4})",
+    r"([A-Z][\w&.,'’\- ]{1,70}?)\s*(?:\.\s*)?"
+    r"(?=all rights|alle rechte|tous droits|todos los derechos|\||$|\s-\s|\d{4})",
     re.IGNORECASE,
 )
 _LEGAL_NAME = re.compile(rf"\b((?:[A-ZÄÖÜ][\w&'’.\-]*\s+){{0,4}}[A-ZÄÖÜ][\w&'’.\-]*,?\s+(?:{LEGAL_FORM}))(?![\w])")
