@@ -14,6 +14,7 @@ from glaze_pipeline.core.candidates import Attempt
 from glaze_pipeline.core.crawl_batch import BatchJob, crawl_in_child
 from glaze_pipeline.core.crawler import CrawlOptions
 from glaze_pipeline.core.crawler import Target as CrawlTarget
+from glaze_pipeline.core.extract.base import SOCIAL_FIELDS
 from glaze_pipeline.core.fetch import OverrideResolver
 from glaze_pipeline.core.fields import EntityType
 from glaze_pipeline.core.status import Status
@@ -33,12 +34,7 @@ class WebsiteProvider:
             "company_country",
             "company_employee_count",
             "company_founded_year",
-            "company_linkedin",
-            "company_twitter",
-            "company_facebook",
-            "company_instagram",
-            "company_youtube",
-            "company_github",
+            *SOCIAL_FIELDS,
             "company_logo_url",
             "company_email",
             "company_phone",
