@@ -55,6 +55,12 @@ class Settings:
     fetch_concurrency: int
     fetch_timeout_s: float
     fetch_max_bytes: int
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_base_url: str | None = None
+    llm_model: str = "claude-haiku-4-5"
+    llm_batch_threshold: int = 50
+    llm_poll_interval_s: float = 30.0
+    llm_concurrency: int = 8
     waterfall_order: tuple[str, ...] = field(default=("website",))
 
     @property
@@ -104,5 +110,11 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         fetch_concurrency=_int(env, "GLAZE_FETCH_CONCURRENCY", 32),
         fetch_timeout_s=_float(env, "GLAZE_FETCH_TIMEOUT_S", 15.0),
         fetch_max_bytes=_int(env, "GLAZE_FETCH_MAX_BYTES", 3_000_000),
+        anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+        anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+        llm_model=env.get("GLAZE_LLM_MODEL") or "claude-haiku-4-5",
+        llm_batch_threshold=_int(env, "GLAZE_LLM_BATCH_THRESHOLD", 50),
+        llm_poll_interval_s=_float(env, "GLAZE_LLM_POLL_INTERVAL_S", 30.0),
+        llm_concurrency=_int(env, "GLAZE_LLM_CONCURRENCY", 8),
         waterfall_order=load_waterfall_order(),
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from glaze_pipeline.core.candidates import CANDIDATE_SCHEMA
+from glaze_pipeline.core.candidates import CANDIDATE_SCHEMA, EVIDENCE
 from glaze_pipeline.core.fields import CATALOG, FIELD_NAMES, SUBJECT_OF_ENTITY, EntityType
 from glaze_pipeline.core.status import Status, row_status, worst_unfilled
 from glaze_pipeline.core.waterfall import INPUT_SOURCE
@@ -86,7 +86,7 @@ def merge(
         .with_columns(place=pl.int_range(pl.len()).over("row_key", "field"))
     )
     failures = (
-        all_candidates.filter(pl.col("status") != Status.FILLED.value)
+        all_candidates.filter(~pl.col("status").is_in([Status.FILLED.value, EVIDENCE]))
         .group_by("row_key")
         .agg(statuses=pl.col("status").unique(), details=pl.col("detail").unique())
     )

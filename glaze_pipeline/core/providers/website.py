@@ -11,17 +11,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Self
 
-from glaze_pipeline.core.candidates import Attempt
-from glaze_pipeline.core.extract import Page, extract
+from glaze_pipeline.core.candidates import Attempt, Evidence
+from glaze_pipeline.core.extract import Page, decode_html, extract
 from glaze_pipeline.core.fetch import FetchPolicy, GuardedFetcher, Resolver
 from glaze_pipeline.core.fields import EntityType
+from glaze_pipeline.core.llm.evidence import visible_text
 from glaze_pipeline.core.status import Status
 from glaze_pipeline.core.waterfall import Target
 
 
 class WebsiteProvider:
     name = "website"
-    version = "1"
+    version = "2"  # 2: answers carry the page text as evidence
     fields = frozenset(
         {
             "company_name",
@@ -73,7 +74,14 @@ class WebsiteProvider:
         if not result.ok:
             status = result.failure or Status.PROVIDER_ERROR
             return Attempt(target.row_key, (), status, fetched_at=fetched_at, detail=result.detail)
-        found = extract([Page(result.url, result.body, result.headers.get("content-type"))], result.url)
+        page = Page(result.url, result.body, result.headers.get("content-type"))
+        found = extract([page], result.url)
+        # The page's readable text travels on as evidence for the LLM stage.
+        text = visible_text(decode_html(page.body, page.content_type))
         return Attempt(
-            target.row_key, tuple(found), Status.FILLED if found else Status.NOT_FOUND, fetched_at=fetched_at
+            target.row_key,
+            tuple(found),
+            Status.FILLED if found else Status.NOT_FOUND,
+            fetched_at=fetched_at,
+            evidence=(Evidence(result.url, text),) if text else (),
         )
