@@ -208,7 +208,7 @@ async def run_provider(
     """
     started = time.monotonic()
     # A provider may ask for bigger chunks (an LLM batch wants as many rows as it can get).
-    size: int = chunk_size or getattr(provider, "chunk_size", CHUNK_SIZE)
+    size: int = chunk_size or int(getattr(provider, "chunk_size", CHUNK_SIZE))
     stats = StageStats(provider.name, targets=len(targets))
     keys = {t.row_key: cache.key(provider.name, provider.version, provider.request_key(t)) for t in targets}
     cached = cache.get_many(list(keys.values()))

@@ -77,8 +77,9 @@ class AnthropicSimulator:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                if not self.headers.get("x-api-key"):
-                    return self._send(401, _error("authentication_error", "missing x-api-key"))
+                # The API takes `x-api-key`; current SDKs send the key as a bearer token.
+                if not (self.headers.get("x-api-key") or self.headers.get("Authorization", "").startswith("Bearer ")):
+                    return self._send(401, _error("authentication_error", "missing API key"))
                 if self.path.rstrip("/") == "/v1/messages":
                     status, payload = sim._messages(body)
                 elif self.path.rstrip("/") == "/v1/messages/batches":
