@@ -141,16 +141,20 @@ class LlmProvider:
         cost = cost_usd(self.settings.model, usage, batch=batch)
         now = datetime.now(UTC)
         stop = message.get("stop_reason")
+        tokens = (
+            f"tokens in={usage.input_tokens} out={usage.output_tokens} cache_write={usage.cache_creation_input_tokens}"
+            f" cache_read={usage.cache_read_input_tokens}{' batch' if batch else ''}"
+        )
         if stop in ("refusal", "max_tokens"):
-            return _failed(target, stop, cost)
+            return _failed(target, f"{stop} ({tokens})", cost)
         tool_input = next((b.get("input") for b in message.get("content") or [] if b.get("type") == "tool_use"), None)
         if tool_input is None:
-            return _failed(target, "no tool call", cost)
+            return _failed(target, f"no tool call ({tokens})", cost)
         try:
             judged = judge_answer(tool_input, target.missing, pack)
         except MalformedAnswer as exc:
-            return _failed(target, f"malformed tool input: {exc}", cost)
-        notes = list(judged.dropped)
+            return _failed(target, f"malformed tool input: {exc} ({tokens})", cost)
+        notes = [tokens, *judged.dropped]
         if pack.removed:
             notes.append(f"{len(pack.removed)} instruction-like passage(s) removed from evidence")
         status = Status.FILLED if judged.found else Status.NOT_FOUND
