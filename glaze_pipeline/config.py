@@ -57,6 +57,12 @@ class Settings:
     fetch_max_bytes: int
     crawl_max_pages: int = 4
     crawl_start_delay_s: float = 1.0
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_base_url: str | None = None
+    llm_model: str = "claude-haiku-4-5"
+    llm_batch_threshold: int = 50
+    llm_poll_interval_s: float = 30.0
+    llm_concurrency: int = 8
     waterfall_order: tuple[str, ...] = field(default=("website",))
 
     @property
@@ -108,5 +114,11 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         fetch_max_bytes=_int(env, "GLAZE_FETCH_MAX_BYTES", 3_000_000),
         crawl_max_pages=_int(env, "GLAZE_CRAWL_MAX_PAGES", 4),
         crawl_start_delay_s=_float(env, "GLAZE_CRAWL_START_DELAY_S", 1.0),
+        anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+        anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+        llm_model=env.get("GLAZE_LLM_MODEL") or "claude-haiku-4-5",
+        llm_batch_threshold=_int(env, "GLAZE_LLM_BATCH_THRESHOLD", 50),
+        llm_poll_interval_s=_float(env, "GLAZE_LLM_POLL_INTERVAL_S", 30.0),
+        llm_concurrency=_int(env, "GLAZE_LLM_CONCURRENCY", 8),
         waterfall_order=load_waterfall_order(),
     )

@@ -14,6 +14,7 @@ from glaze_pipeline.core.landing import table_hash
 from glaze_pipeline.core.tables import TableStatus, table_info
 from glaze_pipeline.core.uploads import upload_file
 from glaze_pipeline.definitions import defs
+from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import write_table
 
@@ -75,7 +76,7 @@ def test_table_job_enriches_lands_and_is_idempotent(servers, conn, demo_site, tm
     assert hinted["provenance"]["company_name"]["source"] == "input"
 
     materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
-    assert materialized == {"source_rows", "website_candidates", "enriched_records", "landed_records"}
+    assert materialized == {"source_rows", "website_candidates", "llm_candidates", "enriched_records", "landed_records"}
     website_meta = first.asset_materializations_for_node("website_candidates")[0].metadata
     assert website_meta["provider_calls"].value == len(hosts)
     assert table_info(conn, uploaded.table_id).status == TableStatus.ENRICHED
@@ -99,6 +100,7 @@ def test_table_job_enriches_lands_and_is_idempotent(servers, conn, demo_site, tm
 
 
 def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_path, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.setenv("GLAZE_ALLOW_PRIVATE_NETWORKS", "0")  # loopback refused: every fetch is blocked
     path = write_table(tmp_path / "blocked.csv", [f"https://{h}" for h in demo_hosts()[:2]])
     uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
@@ -107,8 +109,10 @@ def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_
     assert result.success
     assert sum(demo_site.hits.values()) == 0
     records = _records(conn, uploaded.table_id)
-    assert records["status"].to_list() == ["blocked", "blocked"]
-    assert all(p["company_name"]["status"] == "blocked" for p in records["provenance"])
+    # The summary names the most actionable reason (a missing key); the attempts say what each provider hit.
+    assert records["status"].to_list() == ["skipped_no_key", "skipped_no_key"]
+    for provenance in records["provenance"]:
+        assert provenance["company_name"]["attempts"] == {"website": "blocked", "llm": "skipped_no_key"}
 
 
 def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, demo_site, tmp_path):
@@ -188,4 +192,36 @@ def test_table_job_in_the_multiprocess_executor(servers, conn, demo_site, tmp_pa
     records = {r["normalized_url"].split("://")[1]: r for r in _records(conn, uploaded.table_id).iter_rows(named=True)}
     for host in hosts:
         assert records[host]["company_name"] == EXPECTED[host]["company_name"]
-    assert records["missing-site.example"]["status"] == "not_found"  # no DNS for it: a row status, not a crash
+    # No DNS for it: a row status, not a crash.
+    assert records["missing-site.example"]["provenance"]["company_name"]["attempts"]["website"] == "not_found"
+
+
+def test_only_rows_with_gaps_reach_the_llm(servers, conn, demo_site, tmp_path, monkeypatch):
+    with AnthropicSimulator() as sim:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sim-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", sim.base_url)
+        path = write_table(tmp_path / "llm_gaps.csv", [f"https://{h}" for h in demo_hosts()])
+        uploaded = upload_file(conn, path, fields=["company_name", "company_founded_year"], status=TableStatus.RUNNING)
+        conn.commit()
+        result = _run(uploaded.table_id, dg.DagsterInstance.ephemeral())
+    assert result.success
+    website = result.asset_materializations_for_node("website_candidates")[0].metadata
+    llm = result.asset_materializations_for_node("llm_candidates")[0].metadata
+    with_gaps = llm["rows_with_gaps"].value
+    assert 0 < with_gaps < website["rows_in"].value  # the website filled some rows completely
+    assert sim.counters.requests["messages"] == with_gaps
+    records = _records(conn, uploaded.table_id)
+    assert records.height == len(demo_hosts())
+
+
+def test_without_an_anthropic_key_the_llm_stage_is_skipped_and_says_so(servers, conn, demo_site, tmp_path, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    path = write_table(tmp_path / "no_key.csv", [f"https://{h}" for h in demo_hosts()])
+    uploaded = upload_file(conn, path, fields=["company_founded_year"], status=TableStatus.RUNNING)
+    conn.commit()
+    result = _run(uploaded.table_id, dg.DagsterInstance.ephemeral())
+    assert result.success
+    llm = result.asset_materializations_for_node("llm_candidates")[0].metadata
+    assert "ANTHROPIC_API_KEY" in llm["provider"].value
+    statuses = {p["company_founded_year"]["status"] for p in _records(conn, uploaded.table_id)["provenance"]}
+    assert "skipped_no_key" in statuses

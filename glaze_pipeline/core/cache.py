@@ -15,7 +15,7 @@ from datetime import datetime
 
 import redis
 
-from glaze_pipeline.core.candidates import Attempt, Found
+from glaze_pipeline.core.candidates import Attempt, Evidence, Found
 from glaze_pipeline.core.status import Status
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def encode_attempt(attempt: Attempt, cost_usd: float) -> bytes:
             "detail": attempt.detail,
             "fetched_at": attempt.fetched_at.isoformat() if attempt.fetched_at else None,
             "paid_usd": cost_usd,
+            "evidence": [[e.source_url, e.text] for e in attempt.evidence],
         }
     ).encode()
 
@@ -52,6 +53,7 @@ def decode_attempt(row_key: str, payload: bytes) -> Attempt:
         cached=True,
         fetched_at=datetime.fromisoformat(data["fetched_at"]) if data["fetched_at"] else None,
         detail=data.get("detail", ""),
+        evidence=tuple(Evidence(url, text) for url, text in data.get("evidence", [])),
     )
 
 

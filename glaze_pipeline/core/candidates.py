@@ -4,6 +4,10 @@ A provider answers with one frame of *attempts*: one row per value it found
 (status `filled`), or, when it found nothing for an entity, a single row with
 `field` and `value` null and the reason in `status`. Keeping both in one frame
 means a stage's output is one Parquet file and costs always sum correctly.
+
+Rows with status `evidence` carry text a provider gathered (page excerpts,
+search snippets) in `value` and its source URL in `evidence`, for later stages
+(the LLM) to read. They fill no field and cost nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +46,17 @@ class Found:
     evidence: str
 
 
+EVIDENCE = "evidence"  # candidate-frame status of an evidence row; not a field status
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Text a provider saw, labelled with where it came from; untrusted input for the LLM stage."""
+
+    source_url: str
+    text: str
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What one provider call produced for one entity: values, or a reason why none."""
@@ -53,6 +68,7 @@ class Attempt:
     cached: bool = False
     fetched_at: datetime | None = None
     detail: str = ""
+    evidence: tuple[Evidence, ...] = ()
 
 
 def empty_candidates() -> pl.DataFrame:
@@ -111,6 +127,18 @@ def attempts_to_frame(attempts: Iterable[Attempt], source: str) -> pl.DataFrame:
                     "status": status.value,
                 }
             )
+        rows.extend(
+            base
+            | {
+                "field": None,
+                "value": item.text,
+                "confidence": None,
+                "evidence": item.source_url,
+                "cost_usd": 0.0,
+                "status": EVIDENCE,
+            }
+            for item in attempt.evidence
+        )
     if not rows:
         return empty_candidates()
     return pl.DataFrame(rows, schema=CANDIDATE_SCHEMA)

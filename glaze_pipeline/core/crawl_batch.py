@@ -28,10 +28,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from glaze_pipeline.core.candidates import Found
+from glaze_pipeline.core.candidates import Evidence, Found
 from glaze_pipeline.core.crawler import CrawlOptions, SiteCrawl, Target, crawl_sites
-from glaze_pipeline.core.extract import extract
+from glaze_pipeline.core.extract import decode_html, extract
 from glaze_pipeline.core.fetch import FetchPolicy, OverrideResolver, Resolver, system_resolver
+from glaze_pipeline.core.llm.evidence import visible_text
 from glaze_pipeline.core.status import Status
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class SiteResult:
     found: tuple[Found, ...] = ()
     pages: tuple[str, ...] = ()
     fetched_at: datetime | None = None
+    evidence: tuple[Evidence, ...] = ()  # each page's readable text, for the LLM stage
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ def site_line(site: SiteCrawl) -> str:
             "found": [[f.field, f.value, f.confidence, f.evidence] for f in found],
             "pages": [p.url for p in site.pages],
             "fetched_at": (site.fetched_at or datetime.now(UTC)).isoformat(),
+            "evidence": [
+                [p.url, text] for p in site.pages if (text := visible_text(decode_html(p.body, p.content_type)))
+            ],
         }
     )
 
@@ -140,6 +145,7 @@ def _result_of(line: dict[str, Any]) -> SiteResult:
         found=tuple(Found(str(f), str(v), int(c), str(e)) for f, v, c, e in line.get("found", [])),
         pages=tuple(str(p) for p in line.get("pages", [])),
         fetched_at=datetime.fromisoformat(line["fetched_at"]) if line.get("fetched_at") else None,
+        evidence=tuple(Evidence(str(url), str(text)) for url, text in line.get("evidence", [])),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from glaze_pipeline.core.candidates import CANDIDATE_SCHEMA
+from glaze_pipeline.core.candidates import CANDIDATE_SCHEMA, EVIDENCE
 from glaze_pipeline.core.fields import CATALOG, FIELD_NAMES, SUBJECT_OF_ENTITY, EntityType
 from glaze_pipeline.core.status import Status, row_status, worst_unfilled
 from glaze_pipeline.core.waterfall import INPUT_SOURCE
@@ -85,17 +85,18 @@ def merge(
         .sort(["boosted", "rank"], descending=[True, False])
         .with_columns(place=pl.int_range(pl.len()).over("row_key", "field"))
     )
-    failures = (
-        all_candidates.filter(pl.col("status") != Status.FILLED.value)
-        .group_by("row_key")
-        .agg(statuses=pl.col("status").unique(), details=pl.col("detail").unique())
+    failures = all_candidates.filter(~pl.col("status").is_in([Status.FILLED.value, EVIDENCE])).select(
+        "row_key", "source", "status"
     )
     costs = all_candidates.group_by("row_key").agg(cost_usd=pl.col("cost_usd").sum())
 
     by_row: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for row in groups.iter_rows(named=True):
         by_row.setdefault(row["row_key"], {}).setdefault(row["field"], []).append(row)
-    failed = {k: set(s) for k, s, _ in failures.iter_rows()}
+    # Why each provider came back empty-handed, per row: shown beside the field's one summary status.
+    failed: dict[str, dict[str, str]] = {}
+    for key, source, status in failures.iter_rows():
+        failed.setdefault(key, {})[source] = status
     cost_of = dict(costs.iter_rows())
 
     wanted_set = set(wanted)
@@ -132,8 +133,9 @@ def merge(
                 }
                 field_statuses.append(Status.FILLED.value)
             else:
-                status = worst_unfilled(failed.get(key, set())).value
-                provenance[name] = {"status": status}
+                reasons = failed.get(key, {})
+                status = worst_unfilled(set(reasons.values())).value
+                provenance[name] = {"status": status, "attempts": reasons} if reasons else {"status": status}
                 field_statuses.append(status)
         record["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
         record["cost_usd"] = float(cost_of.get(key, 0.0) or 0.0)

@@ -17,7 +17,14 @@ from typing import Protocol, Self
 import polars as pl
 
 from glaze_pipeline.core.cache import ProviderCache, decode_attempt, encode_attempt
-from glaze_pipeline.core.candidates import CANDIDATE_SCHEMA, Attempt, attempts_to_frame, empty_candidates
+from glaze_pipeline.core.candidates import (
+    CANDIDATE_SCHEMA,
+    EVIDENCE,
+    Attempt,
+    Evidence,
+    attempts_to_frame,
+    empty_candidates,
+)
 from glaze_pipeline.core.fields import CATALOG, SUBJECT_OF_ENTITY, EntityType, field_for_column
 from glaze_pipeline.core.status import Status
 
@@ -35,6 +42,8 @@ class Target:
     normalized_url: str
     missing: tuple[str, ...]
     known: dict[str, str] = field(default_factory=dict)
+    # Text earlier stages gathered about this entity (page excerpts, snippets), for the LLM stage.
+    evidence: tuple[Evidence, ...] = ()
 
 
 class Provider(Protocol):
@@ -135,10 +144,20 @@ def gap_targets(
         .agg(missing=pl.col("field"))
     )
     known = _known_values(upstream)
+    evidence = _evidence(upstream)
     return [
-        Target(key, EntityType(entity), url, tuple(missing), known.get(key, {}))
+        Target(key, EntityType(entity), url, tuple(missing), known.get(key, {}), evidence.get(key, ()))
         for key, entity, url, missing in gaps.iter_rows()
     ]
+
+
+def _evidence(upstream: Sequence[pl.DataFrame]) -> dict[str, tuple[Evidence, ...]]:
+    rows = [f.filter(pl.col("status") == EVIDENCE) for f in upstream if f.height]
+    by_row: dict[str, list[Evidence]] = {}
+    for frame in rows:
+        for key, url, text in frame.select("row_key", "evidence", "value").iter_rows():
+            by_row.setdefault(key, []).append(Evidence(url or "", text or ""))
+    return {key: tuple(items) for key, items in by_row.items()}
 
 
 def _known_values(upstream: Sequence[pl.DataFrame]) -> dict[str, dict[str, str]]:
@@ -179,7 +198,7 @@ async def run_provider(
     targets: Sequence[Target],
     cache: ProviderCache,
     *,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, StageStats]:
     """Serve targets from the cache, call the provider for the misses chunk by chunk, cache as we go.
@@ -188,6 +207,8 @@ async def run_provider(
     halfway keeps everything it already fetched.
     """
     started = time.monotonic()
+    # A provider may ask for bigger chunks (an LLM batch wants as many rows as it can get).
+    size: int = chunk_size or int(getattr(provider, "chunk_size", CHUNK_SIZE))
     stats = StageStats(provider.name, targets=len(targets))
     keys = {t.row_key: cache.key(provider.name, provider.version, provider.request_key(t)) for t in targets}
     cached = cache.get_many(list(keys.values()))
@@ -220,11 +241,11 @@ async def run_provider(
     inflight: set[asyncio.Task[list[Attempt]]] = set()
     async with provider:
         try:
-            for start in range(0, len(misses), chunk_size):
+            for start in range(0, len(misses), size):
                 if len(inflight) >= PIPELINED_CHUNKS:
                     done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     collect(done)
-                task = asyncio.create_task(provider.enrich(misses[start : start + chunk_size]))
+                task = asyncio.create_task(provider.enrich(misses[start : start + size]))
                 order[task] = start
                 inflight.add(task)
             while inflight:

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from glaze_pipeline.config import settings
+from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 
 DEMO_FIELDS = [
@@ -50,7 +51,11 @@ def run_demo(console: Console, out: Console) -> None:
     from glaze_pipeline.core.uploads import upload_file
 
     hosts = demo_hosts()
-    with SiteServer(directory_pages(DEMO_SITES)) as site:
+    with SiteServer(directory_pages(DEMO_SITES)) as site, AnthropicSimulator() as llm_sim:
+        if not os.environ.get("ANTHROPIC_API_KEY"):
+            os.environ["ANTHROPIC_API_KEY"] = "sandbox"  # the simulator accepts any key
+            os.environ["ANTHROPIC_BASE_URL"] = llm_sim.base_url
+            console.print(f"no ANTHROPIC_API_KEY: the LLM stage talks to the loopback simulator at {llm_sim.base_url}")
         # The demo's sites live on loopback: allow it explicitly and resolve their names there.
         os.environ["GLAZE_ALLOW_PRIVATE_NETWORKS"] = "1"
         os.environ["GLAZE_RESOLVE"] = site.resolve_spec(hosts)
@@ -70,12 +75,16 @@ def run_demo(console: Console, out: Console) -> None:
             f"{c.accepted} accepted + {c.rejected} rejected + {c.duplicates} duplicates"
         )
         enrich_table(s, uploaded.table_id)
-        console.print(f"website pages served: {sum(site.hits.values())}")
+        console.print(
+            f"website pages served: {sum(site.hits.values())} · LLM simulator requests: "
+            f"{llm_sim.counters.requests['messages']}"
+        )
 
     with database(s) as conn:
         cur = conn.execute(
-            "SELECT normalized_url, company_name, company_city, company_country, company_email, company_phone,"
-            " company_linkedin, status FROM glaze.records WHERE table_id = %s ORDER BY normalized_url",
+            "SELECT normalized_url, company_name, company_city, company_country, company_founded_year,"
+            " company_email, company_phone, company_linkedin, status, cost_usd"
+            " FROM glaze.records WHERE table_id = %s ORDER BY normalized_url",
             (uploaded.table_id,),
         )
         columns = [d.name for d in cur.description or []]

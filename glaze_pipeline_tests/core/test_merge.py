@@ -279,8 +279,9 @@ def test_an_unfilled_field_reports_the_worst_failure_of_its_row(statuses: list[S
     records = merge(rows, ["company_name", "company_email"], [candidates], PRIORITY)
 
     a = one(records, "a")
-    assert a["provenance"]["company_name"] == {"status": expected.value}
-    assert a["provenance"]["company_email"] == {"status": expected.value}
+    attempts = dict(zip(sources, (s.value for s in statuses), strict=False))
+    assert a["provenance"]["company_name"] == {"status": expected.value, "attempts": attempts}
+    assert a["provenance"]["company_email"] == {"status": expected.value, "attempts": attempts}
     assert a["status"] == expected.value
     # Another row's failures never leak into this one.
     assert one(records, "b")["provenance"]["company_email"] == {"status": "not_found"}
@@ -299,7 +300,7 @@ def test_row_status_is_filled_when_every_wanted_field_is_and_partial_otherwise()
     assert one(records, "full")["status"] == "filled"
     part = one(records, "part")
     assert part["status"] == "partial"
-    assert part["provenance"]["company_email"] == {"status": "blocked"}
+    assert part["provenance"]["company_email"] == {"status": "blocked", "attempts": {"search": "blocked"}}
     assert part["provenance"]["company_name"]["status"] == "filled"
 
 

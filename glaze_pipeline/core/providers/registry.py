@@ -5,10 +5,12 @@ from __future__ import annotations
 from glaze_pipeline.config import Settings
 from glaze_pipeline.core.crawler import CrawlOptions
 from glaze_pipeline.core.fetch import FetchPolicy, OverrideResolver
+from glaze_pipeline.core.llm.batches import BatchStore
+from glaze_pipeline.core.providers.llm import LlmProvider, LlmSettings
 from glaze_pipeline.core.providers.website import WebsiteProvider
 from glaze_pipeline.core.waterfall import Provider
 
-KNOWN_PROVIDERS = ("website",)
+KNOWN_PROVIDERS = ("website", "llm")
 
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
@@ -29,8 +31,19 @@ def crawl_options(settings: Settings) -> CrawlOptions:
     )
 
 
-def build_provider(name: str, settings: Settings) -> Provider:
+def build_provider(name: str, settings: Settings, database_url: str | None = None) -> Provider:
+    """`database_url` lets providers that keep state in Postgres (LLM batches) find it."""
     if name == "website":
         resolver = OverrideResolver.parse(settings.resolve_overrides) if settings.resolve_overrides else None
         return WebsiteProvider(crawl_options(settings), resolver)
+    if name == "llm":
+        llm = LlmSettings(
+            api_key=settings.anthropic_api_key,
+            base_url=settings.anthropic_base_url,
+            model=settings.llm_model,
+            batch_threshold=settings.llm_batch_threshold,
+            poll_interval_s=settings.llm_poll_interval_s,
+            concurrency=settings.llm_concurrency,
+        )
+        return LlmProvider(llm, BatchStore(database_url) if database_url else None)
     raise ValueError(f"unknown provider {name!r} in waterfall.toml; known: {', '.join(KNOWN_PROVIDERS)}")

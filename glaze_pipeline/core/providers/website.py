@@ -23,8 +23,9 @@ from glaze_pipeline.core.waterfall import Target
 
 class WebsiteProvider:
     name = "website"
-    # 2: scrapy crawl of up to 4 pages beyond the homepage, deeper extraction. Part of the cache key.
-    version = "2"
+    # 2: scrapy crawl of up to 4 pages beyond the homepage, deeper extraction, page text as evidence.
+    # Part of the cache key.
+    version = "3"
     fields = frozenset(
         {
             "company_name",
@@ -75,7 +76,15 @@ class WebsiteProvider:
                 continue
             status = Status.FILLED if result.found else Status.NOT_FOUND
             detail = f"{len(result.pages)} page(s): " + " ".join(result.pages)
+            # The pages' readable text travels on as evidence for the LLM stage.
             attempts.append(
-                Attempt(result.row_key, result.found, status, fetched_at=result.fetched_at, detail=detail[:500])
+                Attempt(
+                    result.row_key,
+                    result.found,
+                    status,
+                    fetched_at=result.fetched_at,
+                    detail=detail[:500],
+                    evidence=result.evidence,
+                )
             )
         return attempts

@@ -44,7 +44,7 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         with glaze.connection() as conn:
             info = table_info(conn, context.partition_key)
         settings = glaze.settings
-        provider = build_provider(provider_name, settings)
+        provider = build_provider(provider_name, settings, glaze.database_url)
         hints = hint_candidates(rows, info.hint_fields, info.created_at.astimezone(UTC))
         upstream_frames = [hints, *(inputs[candidates_asset_name(u)] for u in upstream)]
         targets = gap_targets(rows, info.wanted_fields, upstream_frames, provider, settings.min_confidence)
@@ -61,6 +61,9 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         cache = glaze.cache()
         if cache.degraded_reason:
             context.log.warning(f"{provider_name}: {cache.degraded_reason}")
+        unavailable = getattr(provider, "unavailable_reason", None)
+        if unavailable and targets:
+            context.log.warning(f"{provider_name}: {unavailable}")
         frame, stats = asyncio.run(run_provider(provider, targets, cache, progress=progress))
         filled = frame.filter(pl.col("status") == "filled").group_by("field").agg(pl.col("row_key").n_unique())
         return dg.Output(
@@ -77,6 +80,7 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
                 "statuses": dict(stats.statuses),
                 "filled_per_field": {name: int(n) for name, n in filled.iter_rows()},
                 "cache": stats.cache_note or "ok",
+                "provider": unavailable or "ok",
             },
         )
 

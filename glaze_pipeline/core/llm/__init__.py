@@ -1,0 +1,1 @@
+"""The LLM fallback: evidence, the extraction tool, grounding, prices (the provider is core/providers/llm.py)."""
