@@ -24,6 +24,11 @@ from glaze_pipeline.config import settings
 from glaze_pipeline.core import db, services
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PAID_API_VARIABLES = (
+    *(f"GLAZE_{api}_{part}" for api in ("LINKEDIN", "SEARCH") for part in ("API_KEY", "BASE_URL", "PRICE_USD")),
+    "GLAZE_MAX_COST_USD",
+    "GLAZE_MAX_COST_PER_ROW_USD",
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ def servers() -> Iterator[TestServers]:
             "GLAZE_REDIS_PREFIX",
             "GLAZE_ALLOW_PRIVATE_NETWORKS",
             "GLAZE_RESOLVE",
+            *PAID_API_VARIABLES,
         )
     }
     os.environ.update(
@@ -74,6 +80,8 @@ def servers() -> Iterator[TestServers]:
         GLAZE_ALLOW_PRIVATE_NETWORKS="1",
     )
     os.environ.pop("GLAZE_RESOLVE", None)
+    for name in PAID_API_VARIABLES:  # a developer's real keys never reach a test: simulators only
+        os.environ.pop(name, None)
     db.migrate(database_url)
     try:
         yield TestServers(home, database_url, redis_url, prefix)

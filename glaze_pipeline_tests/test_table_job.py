@@ -75,7 +75,14 @@ def test_table_job_enriches_lands_and_is_idempotent(servers, conn, demo_site, tm
     assert hinted["provenance"]["company_name"]["source"] == "input"
 
     materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
-    assert materialized == {"source_rows", "website_candidates", "enriched_records", "landed_records"}
+    assert materialized == {
+        "source_rows",
+        "website_candidates",
+        "search_candidates",
+        "linkedin_candidates",
+        "enriched_records",
+        "landed_records",
+    }
     website_meta = first.asset_materializations_for_node("website_candidates")[0].metadata
     assert website_meta["provider_calls"].value == len(hosts)
     assert table_info(conn, uploaded.table_id).status == TableStatus.ENRICHED
@@ -101,14 +108,15 @@ def test_table_job_enriches_lands_and_is_idempotent(servers, conn, demo_site, tm
 def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_path, monkeypatch):
     monkeypatch.setenv("GLAZE_ALLOW_PRIVATE_NETWORKS", "0")  # loopback refused: every fetch is blocked
     path = write_table(tmp_path / "blocked.csv", [f"https://{h}" for h in demo_hosts()[:2]])
-    uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
+    # Only the website finds emails, so the paid providers (no keys here) have nothing to add.
+    uploaded = upload_file(conn, path, fields=["company_email"], status=TableStatus.RUNNING)
     conn.commit()
     result = _run(uploaded.table_id, dg.DagsterInstance.ephemeral())
     assert result.success
     assert sum(demo_site.hits.values()) == 0
     records = _records(conn, uploaded.table_id)
     assert records["status"].to_list() == ["blocked", "blocked"]
-    assert all(p["company_name"]["status"] == "blocked" for p in records["provenance"])
+    assert all(p["company_email"]["status"] == "blocked" for p in records["provenance"])
 
 
 def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, demo_site, tmp_path):

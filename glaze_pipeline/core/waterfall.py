@@ -16,9 +16,10 @@ from typing import Protocol, Self
 
 import polars as pl
 
-from glaze_pipeline.core.cache import ProviderCache, decode_attempt, encode_attempt
+from glaze_pipeline.core.cache import CACHEABLE, ProviderCache, decode_attempt, encode_attempt, request_hash
 from glaze_pipeline.core.candidates import CANDIDATE_SCHEMA, Attempt, attempts_to_frame, empty_candidates
 from glaze_pipeline.core.fields import CATALOG, SUBJECT_OF_ENTITY, EntityType, field_for_column
+from glaze_pipeline.core.ledger import Budget, Call, Ledger
 from glaze_pipeline.core.status import Status
 
 INPUT_SOURCE = "input"
@@ -164,14 +165,93 @@ class StageStats:
     provider: str
     targets: int = 0
     cache_hits: int = 0
-    calls: int = 0
+    ledger_hits: int = 0  # cache misses answered by the ledger: paid before, not paid again
+    calls: int = 0  # rows sent to the provider
+    paid_calls: int = 0  # of those, calls the provider billed
+    requests: int = 0  # HTTP requests, retries included (paid providers)
     cost_usd: float = 0.0
     duration_s: float = 0.0
     statuses: Counter[str] = field(default_factory=Counter)
     cache_note: str | None = None
+    skipped: str | None = None  # why the provider did not run at all (no key)
+    budget_note: str | None = None
+    breaker: str | None = None
+    limiter: str | None = None
+
+
+@dataclass
+class Spending:
+    """What a paid stage needs besides the cache: the ledger it records to and reads from, and the run's budget."""
+
+    ledger: Ledger
+    budget: Budget
+    ttl_s: int = 7 * 86_400  # ledger answers are reused as long as the cache would keep them
+    negative_ttl_s: int = 86_400
 
 
 Progress = Callable[[int, int], None]  # (done, total)
+FLUSH_ROWS = 64  # answers buffered before they are written to the ledger and the cache…
+FLUSH_S = 0.25  # …or this long, whichever comes first: the most a killed run can lose
+
+
+class _Sink:
+    """Writes fresh answers to the ledger (paid providers) and then the cache, in small batches, off the loop."""
+
+    def __init__(
+        self, provider: Provider, cache: ProviderCache, keys: dict[str, str], spending: Spending | None
+    ) -> None:
+        self.provider = provider
+        self.cache = cache
+        self.keys = keys
+        self.ledger = spending.ledger if spending and provider.price_usd > 0 else None
+        self.targets: dict[str, Target] = {}
+        self.buffer: list[Attempt] = []
+        self.last = time.monotonic()
+        self.writing: asyncio.Task[None] | None = None
+
+    def add(self, fresh: Sequence[Attempt]) -> None:
+        self.buffer.extend(fresh)
+
+    async def maybe_flush(self, *, force: bool = False) -> None:
+        due = len(self.buffer) >= FLUSH_ROWS or time.monotonic() - self.last >= FLUSH_S
+        if self.buffer and (force or due) and (self.writing is None or self.writing.done()):
+            batch, self.buffer = self.buffer, []
+            self.last = time.monotonic()
+            self.writing = asyncio.create_task(asyncio.to_thread(self._write, batch))
+        if force and self.writing is not None:
+            await self.writing
+            if self.buffer:
+                await self.maybe_flush(force=True)
+
+    def _write(self, batch: list[Attempt]) -> None:
+        if self.ledger is not None:
+            calls = [
+                Call(
+                    request_hash(self.provider.request_key(self.targets[a.row_key])),
+                    a.row_key,
+                    self.targets[a.row_key].normalized_url,
+                    a.status.value,
+                    a.cost_usd,
+                    encode_attempt(a, a.cost_usd),
+                )
+                for a in batch
+                if a.cost_usd > 0 or a.status in CACHEABLE
+            ]
+            self.ledger.record(self.provider.name, self.provider.version, calls)
+        self.cache.put_many((self.keys[a.row_key], encode_attempt(a, a.cost_usd), a.status) for a in batch)
+
+
+def _from_ledger(
+    provider: Provider, misses: list[Target], cache: ProviderCache, keys: dict[str, str], spending: Spending
+) -> tuple[list[Attempt], list[Target]]:
+    """Cache misses the ledger has answered (Redis evicted or was down): served free, and put back in the cache."""
+    hashes = {t.row_key: request_hash(provider.request_key(t)) for t in misses}
+    stored = spending.ledger.answers(
+        provider.name, provider.version, list(set(hashes.values())), spending.ttl_s, spending.negative_ttl_s
+    )
+    served = [decode_attempt(t.row_key, stored[hashes[t.row_key]]) for t in misses if hashes[t.row_key] in stored]
+    cache.put_many((keys[a.row_key], stored[hashes[a.row_key]], a.status) for a in served)
+    return served, [t for t in misses if hashes[t.row_key] not in stored]
 
 
 async def run_provider(
@@ -179,13 +259,16 @@ async def run_provider(
     targets: Sequence[Target],
     cache: ProviderCache,
     *,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     progress: Progress | None = None,
+    spending: Spending | None = None,
 ) -> tuple[pl.DataFrame, StageStats]:
-    """Serve targets from the cache, call the provider for the misses chunk by chunk, cache as we go.
+    """Serve targets from the cache (then the ledger), call the provider for the rest, record answers as they come.
 
-    Writing each chunk's answers before the next chunk starts means a run killed
-    halfway keeps everything it already fetched.
+    Answers are written in small batches while the stage runs, so a run killed
+    halfway keeps everything it already paid for. With `spending`, each call first
+    reserves its price from the run's budget; rows it cannot afford are
+    `budget_exhausted`, never sent.
     """
     started = time.monotonic()
     stats = StageStats(provider.name, targets=len(targets))
@@ -200,8 +283,23 @@ async def run_provider(
         else:
             misses.append(target)
     stats.cache_hits = len(attempts)
+    paid = provider.price_usd > 0
+    if spending is not None and paid and misses:
+        served, misses = _from_ledger(provider, misses, cache, keys, spending)
+        attempts.extend(served)
+        stats.ledger_hits = len(served)
     if progress:
         progress(len(attempts), len(targets))
+
+    stats.skipped = getattr(provider, "unavailable", None)
+    if stats.skipped:
+        attempts.extend(Attempt(t.row_key, (), Status.SKIPPED_NO_KEY, detail=stats.skipped) for t in misses)
+        misses = []
+
+    sink = _Sink(provider, cache, keys, spending)
+    sink.targets = {t.row_key: t for t in misses}
+    budget = spending.budget if spending is not None and paid else None
+    reserved: dict[str, float] = {}
 
     def collect(done: set[asyncio.Task[list[Attempt]]]) -> None:
         for task in sorted(done, key=order.__getitem__):
@@ -209,33 +307,75 @@ async def run_provider(
             now = datetime.now(UTC)
             fresh = [a if a.fetched_at else replace(a, fetched_at=now) for a in task.result()]
             stats.calls += len(fresh)
-            cache.put_many((keys[a.row_key], encode_attempt(a, a.cost_usd), a.status) for a in fresh)
+            for a in fresh:
+                if budget is not None:
+                    budget.settle(a.row_key, reserved.pop(a.row_key, 0.0), a.cost_usd)
+                stats.paid_calls += a.cost_usd > 0
+            sink.add(fresh)
             attempts.extend(fresh)
             if progress:
                 progress(len(attempts), len(targets))
 
-    # Chunks overlap (PIPELINED_CHUNKS in flight) so one slow row does not idle the provider's
-    # connections, while the provider's own limit keeps the concurrency it promised.
     order: dict[asyncio.Task[list[Attempt]], int] = {}
     inflight: set[asyncio.Task[list[Attempt]]] = set()
+
+    async def wait_some() -> None:
+        nonlocal inflight
+        done, inflight = await asyncio.wait(inflight, timeout=FLUSH_S, return_when=asyncio.FIRST_COMPLETED)
+        collect(done)
+        await sink.maybe_flush()
+
+    size: int = chunk_size or getattr(provider, "chunk_size", None) or CHUNK_SIZE
+    # Chunks overlap so one slow row does not idle the provider's connections, while the
+    # provider's own limiter keeps the concurrency (and rate) it promised.
+    max_inflight: int = getattr(provider, "max_inflight", PIPELINED_CHUNKS)
     async with provider:
         try:
-            for start in range(0, len(misses), chunk_size):
-                if len(inflight) >= PIPELINED_CHUNKS:
-                    done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                    collect(done)
-                task = asyncio.create_task(provider.enrich(misses[start : start + chunk_size]))
+            for start in range(0, len(misses), size):
+                while len(inflight) >= max_inflight:
+                    await wait_some()
+                batch = misses[start : start + size]
+                if budget is not None:
+                    batch = _afford(batch, budget, provider.price_usd, reserved, attempts, stats)
+                    if not batch:
+                        continue
+                task = asyncio.create_task(provider.enrich(batch))
                 order[task] = start
                 inflight.add(task)
             while inflight:
-                done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                collect(done)
+                await wait_some()
         finally:
             for task in inflight:
                 task.cancel()
+            await sink.maybe_flush(force=True)
     frame = attempts_to_frame(attempts, provider.name)
     stats.cost_usd = float(frame["cost_usd"].sum()) if frame.height else 0.0
     stats.statuses = Counter(a.status.value for a in attempts)
     stats.cache_note = cache.degraded_reason
+    stats.requests = getattr(getattr(provider, "caller", None), "requests", 0)
+    breaker = getattr(provider, "breaker", None)
+    stats.breaker = f"{breaker.describe()} ({breaker.trips} trips)" if breaker is not None else None
+    stats.limiter = getattr(provider, "limiter_mode", None)
     stats.duration_s = time.monotonic() - started
     return frame, stats
+
+
+def _afford(
+    batch: list[Target],
+    budget: Budget,
+    price: float,
+    reserved: dict[str, float],
+    attempts: list[Attempt],
+    stats: StageStats,
+) -> list[Target]:
+    """The rows of a batch the budget still pays for; the others become budget_exhausted attempts."""
+    allowed = []
+    for target in batch:
+        refusal = budget.reserve(target.row_key, price)
+        if refusal is None:
+            reserved[target.row_key] = price
+            allowed.append(target)
+        else:
+            stats.budget_note = refusal
+            attempts.append(Attempt(target.row_key, (), Status.BUDGET_EXHAUSTED, detail=refusal))
+    return allowed
