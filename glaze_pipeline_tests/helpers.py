@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from glaze_pipeline.sandbox.sites import demo_hosts
@@ -20,3 +21,11 @@ def write_table(path: Path, urls: list[str], extra: dict[str, list[str]] | None 
 
 def demo_urls() -> list[str]:
     return [f"https://{h}" for h in demo_hosts()]
+
+
+def closed_port_url() -> str:
+    """A Redis URL on 127.0.0.1 at a port that was free a moment ago and has nobody listening now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import dagster as dg
 import polars as pl
@@ -15,7 +14,7 @@ from glaze_pipeline.core.tables import TableStatus, table_info
 from glaze_pipeline.core.uploads import upload_file
 from glaze_pipeline.definitions import defs
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
-from glaze_pipeline_tests.helpers import write_table
+from glaze_pipeline_tests.helpers import closed_port_url, write_table
 
 EXPECTED = json.loads((DEMO_SITES / "expected.json").read_text())
 FIELDS = ["company_name", "company_email", "company_phone", "company_country", "company_linkedin"]
@@ -138,11 +137,7 @@ def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, dem
 
 
 def test_redis_down_the_run_goes_on_and_says_so(servers, conn, demo_site, tmp_path, monkeypatch):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    closed_port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now
-    monkeypatch.setenv("GLAZE_REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
+    monkeypatch.setenv("GLAZE_REDIS_URL", closed_port_url())
     path = write_table(tmp_path / "no_redis.csv", [f"https://{h}" for h in demo_hosts()[:2]])
     uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
     conn.commit()

@@ -52,6 +52,7 @@ class Knobs:
     not_found_rate: float = 0.0  # share of entities (by name, so stable) that do not exist
     force_status: int | None = None  # answer every request with this status (401, 429, 503…)
     fail_first: int = 0  # the first N requests get 503
+    throttle_first: int = 0  # the first N requests get 429 with Retry-After
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,8 @@ class ApiSimulator:
         self.hits: list[Hit] = []
         self._random = random.Random(seed)
         self._recent: deque[float] = deque()
+        self.active = 0
+        self.max_active = 0  # most requests being answered at once: what the concurrency limit holds down
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -268,6 +271,8 @@ class ApiSimulator:
             return k.force_status, k.retry_after_s if k.force_status == 429 else None
         if len(self.hits) < k.fail_first:
             return 503, None
+        if len(self.hits) < k.throttle_first:
+            return 429, k.retry_after_s
         if k.rate_limit_per_s > 0:
             now = time.monotonic()
             while self._recent and now - self._recent[0] >= 1.0:
@@ -285,10 +290,15 @@ class ApiSimulator:
         status = refusal[0] if refusal else (404 if body is None else 200)
         hang = refusal is None and k.timeout_rate > 0 and self._random.random() < k.timeout_rate
         self.hits.append(Hit(time.monotonic(), entity, status))
-        if k.latency_s:
-            await asyncio.sleep(k.latency_s)
-        if hang:
-            await asyncio.sleep(k.hang_s)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if k.latency_s:
+                await asyncio.sleep(k.latency_s)
+            if hang:
+                await asyncio.sleep(k.hang_s)
+        finally:
+            self.active -= 1
         if refusal is not None:
             headers = {"Retry-After": f"{refusal[1]:g}"} if refusal[1] is not None else {}
             return web.json_response({"message": f"simulated {refusal[0]}"}, status=refusal[0], headers=headers)

@@ -179,11 +179,11 @@ class ApiCaller:
         deadline = loop.time() + self.retry.total_cap_s
         last = ApiReply(Status.PROVIDER_ERROR, None, detail="not attempted")
         for attempt in range(1, self.retry.max_attempts + 1):
-            if not self.breaker.allow():
-                return ApiReply(
-                    self.breaker.status, None, detail=f"circuit {self.breaker.describe()}", attempts=attempt - 1
-                )
             async with self.limiter.slot():
+                # Checked at the last moment: a call that waited for its slot may find the circuit opened since.
+                if not self.breaker.allow():
+                    circuit = f"circuit {self.breaker.describe()}"
+                    return ApiReply(self.breaker.status, None, detail=circuit, attempts=attempt - 1)
                 self.requests += 1
                 reply, retry_after = await self._send(request, attempt)
             if reply.status in (Status.FILLED, Status.NOT_FOUND):
