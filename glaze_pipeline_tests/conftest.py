@@ -123,3 +123,11 @@ def fresh_cache(servers: TestServers, monkeypatch: pytest.MonkeyPatch) -> str:
     prefix = f"{servers.redis_prefix}{uuid.uuid4().hex[:8]}:"
     monkeypatch.setenv("GLAZE_REDIS_PREFIX", prefix)
     return prefix
+
+
+@pytest.fixture
+def fresh_ledger(servers: TestServers) -> Iterator[None]:
+    """Paid answers recorded by this test are forgotten after it: the ledger, unlike the cache, has no prefix."""
+    yield
+    with db.connect(servers.database_url, autocommit=True) as connection:
+        connection.execute("DELETE FROM glaze.provider_calls")

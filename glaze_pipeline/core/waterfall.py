@@ -191,7 +191,7 @@ class Spending:
 
 Progress = Callable[[int, int], None]  # (done, total)
 FLUSH_ROWS = 64  # answers buffered before they are written to the ledger and the cache…
-FLUSH_S = 0.25  # …or this long, whichever comes first: the most a killed run can lose
+FLUSH_S = 0.1  # …or this long, whichever comes first: the most a killed run can lose
 
 
 class _Sink:

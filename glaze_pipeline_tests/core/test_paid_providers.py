@@ -41,7 +41,7 @@ def search_sim() -> Iterator[ApiSimulator]:
 
 
 @pytest.fixture
-def cache(servers: TestServers) -> Iterator[ProviderCache]:
+def cache(servers: TestServers, fresh_ledger: None) -> Iterator[ProviderCache]:
     cache = connect_cache(
         servers.redis_url, prefix=f"{servers.redis_prefix}{uuid.uuid4().hex}:", ttl_s=600, negative_ttl_s=60
     )
