@@ -38,6 +38,21 @@ _WIDTH = None if Console().is_terminal else 200
 console = Console(stderr=True, width=_WIDTH)
 out = Console(width=_WIDTH)
 _PROGRESS = re.compile(r"^(\w+): (\d+)/(\d+) rows$")
+# Dagster's own step events: the terminal shows our messages and progress; the UI keeps everything.
+_DAGSTER_CHATTER = (
+    "Started",
+    "Starting",
+    "Finished",
+    "Executing",
+    "Loaded",
+    "Writing",
+    "Retrieving",
+    "Capturing",
+    "Yielded",
+    "Got input",
+    "Materialized",
+    "Handled output",
+)
 
 
 class UserError(click.ClickException):
@@ -256,7 +271,7 @@ def enrich_table(s: Settings, table_id: str, resource_config: dict[str, float] |
                 if stage not in tasks:
                     tasks[stage] = progress.add_task(stage, total=total)
                 progress.update(tasks[stage], completed=done, total=total)
-            elif not message.startswith(("Started", "Finished", "Executing", "Loaded", "Writing", "Retrieving")):
+            elif not message.startswith(_DAGSTER_CHATTER):
                 console.log(message)
 
         outcome = run_table(table_id, instance, on_log=on_log, resource_config=resource_config)
