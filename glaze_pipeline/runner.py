@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections.abc import Callable
@@ -106,7 +105,7 @@ def estimate_table(settings: Settings, table_id: str) -> list[StageEstimate]:
     """The dry run: free providers run, paid ones are only looked up in the cache and the ledger."""
     from datetime import UTC
 
-    from glaze_pipeline.core import db, services
+    from glaze_pipeline.core import aio, db, services
     from glaze_pipeline.core.cache import connect_cache
     from glaze_pipeline.core.estimate import estimate_waterfall
     from glaze_pipeline.core.ledger import Ledger
@@ -127,7 +126,7 @@ def estimate_table(settings: Settings, table_id: str) -> list[StageEstimate]:
     providers = [build_provider(name, s, redis_url) for name in s.waterfall_order]
     ledger = Ledger(url, run_id="dry-run", table_id=table_id)
     try:
-        return asyncio.run(
+        return aio.run(
             estimate_waterfall(
                 rows,
                 info.wanted_fields,

@@ -7,7 +7,6 @@ real spending, and a cache miss whose answer is in the ledger is not paid again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -85,7 +84,7 @@ class Ledger:
                         c.entity,
                         c.status,
                         c.cost_usd,
-                        json.dumps(json.loads(c.response)),
+                        c.response.decode(),
                     )
                     for i, c in enumerate(calls)
                 ),

@@ -36,6 +36,7 @@ import redis
 import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
+BLOCK_S = 0.005  # slots reserved per Redis round trip, in seconds of the rate
 
 _RESERVE = """
 local t = redis.call('TIME')
@@ -123,8 +124,9 @@ class RateLimiter:
         self._keys = [f"{prefix}limit:{name}:{k}" for k in ("tat", "held", "lease")]
         self._pid = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lease_us = int(lease_s * 1e6)
-        # A block is ~20 ms of slots: few round trips at high rates, fair interleaving between processes.
-        self._block = max(1, min(64, math.ceil(limits.rate_per_s * 0.02)))
+        # A block is ~5 ms of slots: few round trips at high rates, fair interleaving between processes,
+        # and few permits held by requests still waiting for their slot.
+        self._block = max(1, min(64, math.ceil(limits.rate_per_s * BLOCK_S)))
         self._waiters: deque[asyncio.Future[float]] = deque()
         self._pending_release = 0
         self._released = asyncio.Event()
@@ -156,8 +158,11 @@ class RateLimiter:
                 self._release()  # granted just as we were cancelled: hand the permit back
             raise
         try:
-            while (delay := max(at, self._pause_until) - loop.time()) > 0:
+            # One timer per request: re-checking in a loop would spin on the loop's timer resolution.
+            if (delay := max(at, self._pause_until) - loop.time()) > 0:
                 await asyncio.sleep(delay)
+            while (pause := self._pause_until - loop.time()) > 0.001:  # a Retry-After came in meanwhile
+                await asyncio.sleep(pause)
             yield
         finally:
             self._release()
@@ -256,8 +261,8 @@ class RateLimiter:
                 self._waiters.popleft().set_result(first + i * interval)
             # Reserve the next block only when this one is nearly used, so other processes interleave.
             ahead = first + granted * interval - loop.time()
-            if ahead > 0.01:
-                await asyncio.sleep(ahead - 0.01)
+            if ahead > BLOCK_S:  # one block stays reserved ahead, so a busy loop does not lose slots
+                await asyncio.sleep(ahead - BLOCK_S)
 
     def _local_interval(self) -> float:
         return (self.limits if self.client is None else self.limits.share(self.fallback_workers)).interval_s

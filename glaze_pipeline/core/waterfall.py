@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol, Self
@@ -192,10 +193,15 @@ class Spending:
 Progress = Callable[[int, int], None]  # (done, total)
 FLUSH_ROWS = 64  # answers buffered before they are written to the ledger and the cache…
 FLUSH_S = 0.1  # …or this long, whichever comes first: the most a killed run can lose
+FRAME_ROWS = 1_000  # answers turned into candidate rows at a time, during the stage
 
 
 class _Sink:
-    """Writes fresh answers to the ledger (paid providers) and then the cache, in small batches, off the loop."""
+    """Writes fresh answers to the ledger (paid providers), then to the cache, in small batches.
+
+    Answers are encoded on the event loop; only the I/O goes to a worker thread, one batch at a time,
+    so the loop keeps answering while Postgres and Redis write.
+    """
 
     def __init__(
         self, provider: Provider, cache: ProviderCache, keys: dict[str, str], spending: Spending | None
@@ -205,40 +211,44 @@ class _Sink:
         self.keys = keys
         self.ledger = spending.ledger if spending and provider.price_usd > 0 else None
         self.targets: dict[str, Target] = {}
-        self.buffer: list[Attempt] = []
+        self.calls: list[Call] = []
+        self.entries: list[tuple[str, bytes, Status]] = []
         self.last = time.monotonic()
         self.writing: asyncio.Task[None] | None = None
 
     def add(self, fresh: Sequence[Attempt]) -> None:
-        self.buffer.extend(fresh)
+        for attempt in fresh:
+            payload = encode_attempt(attempt, attempt.cost_usd)
+            self.entries.append((self.keys[attempt.row_key], payload, attempt.status))
+            if self.ledger is not None and (attempt.cost_usd > 0 or attempt.status in CACHEABLE):
+                target = self.targets[attempt.row_key]
+                self.calls.append(
+                    Call(
+                        request_hash(self.provider.request_key(target)),
+                        attempt.row_key,
+                        target.normalized_url,
+                        attempt.status.value,
+                        attempt.cost_usd,
+                        payload,
+                    )
+                )
 
     async def maybe_flush(self, *, force: bool = False) -> None:
-        due = len(self.buffer) >= FLUSH_ROWS or time.monotonic() - self.last >= FLUSH_S
-        if self.buffer and (force or due) and (self.writing is None or self.writing.done()):
-            batch, self.buffer = self.buffer, []
+        due = len(self.entries) >= FLUSH_ROWS or time.monotonic() - self.last >= FLUSH_S
+        if self.entries and (force or due) and (self.writing is None or self.writing.done()):
+            calls, entries = self.calls, self.entries
+            self.calls, self.entries = [], []
             self.last = time.monotonic()
-            self.writing = asyncio.create_task(asyncio.to_thread(self._write, batch))
+            self.writing = asyncio.create_task(asyncio.to_thread(self._write, calls, entries))
         if force and self.writing is not None:
             await self.writing
-            if self.buffer:
+            if self.entries:
                 await self.maybe_flush(force=True)
 
-    def _write(self, batch: list[Attempt]) -> None:
-        if self.ledger is not None:
-            calls = [
-                Call(
-                    request_hash(self.provider.request_key(self.targets[a.row_key])),
-                    a.row_key,
-                    self.targets[a.row_key].normalized_url,
-                    a.status.value,
-                    a.cost_usd,
-                    encode_attempt(a, a.cost_usd),
-                )
-                for a in batch
-                if a.cost_usd > 0 or a.status in CACHEABLE
-            ]
+    def _write(self, calls: list[Call], entries: list[tuple[str, bytes, Status]]) -> None:
+        if self.ledger is not None:  # the ledger first: it is what never-pay-twice rests on
             self.ledger.record(self.provider.name, self.provider.version, calls)
-        self.cache.put_many((self.keys[a.row_key], encode_attempt(a, a.cost_usd), a.status) for a in batch)
+        self.cache.put_many(entries)
 
 
 def _from_ledger(
@@ -318,12 +328,31 @@ async def run_provider(
 
     order: dict[asyncio.Task[list[Attempt]], int] = {}
     inflight: set[asyncio.Task[list[Attempt]]] = set()
+    finished: list[asyncio.Task[list[Attempt]]] = []
+    wake = asyncio.Event()
+    frames: list[pl.DataFrame] = []
+    framed = 0
+
+    def on_done(task: asyncio.Task[list[Attempt]]) -> None:
+        finished.append(task)
+        wake.set()
 
     async def wait_some() -> None:
-        nonlocal inflight
-        done, inflight = await asyncio.wait(inflight, timeout=FLUSH_S, return_when=asyncio.FIRST_COMPLETED)
+        """Collect finished tasks (O(1) each, unlike asyncio.wait over all in flight) and flush when due."""
+        nonlocal framed
+        if not finished:
+            wake.clear()
+            with suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_S):
+                    await wake.wait()
+        done = set(finished)
+        finished.clear()
+        inflight.difference_update(done)
         collect(done)
         await sink.maybe_flush()
+        if len(attempts) - framed >= FRAME_ROWS:  # build the frame while waiting on the network, not after
+            frames.append(attempts_to_frame(attempts[framed:], provider.name))
+            framed = len(attempts)
 
     size: int = chunk_size or getattr(provider, "chunk_size", None) or CHUNK_SIZE
     # Chunks overlap so one slow row does not idle the provider's connections, while the
@@ -342,13 +371,15 @@ async def run_provider(
                 task = asyncio.create_task(provider.enrich(batch))
                 order[task] = start
                 inflight.add(task)
+                task.add_done_callback(on_done)
             while inflight:
                 await wait_some()
         finally:
             for task in inflight:
                 task.cancel()
             await sink.maybe_flush(force=True)
-    frame = attempts_to_frame(attempts, provider.name)
+    frames.append(attempts_to_frame(attempts[framed:], provider.name))
+    frame = pl.concat(frames)
     stats.cost_usd = float(frame["cost_usd"].sum()) if frame.height else 0.0
     stats.statuses = Counter(a.status.value for a in attempts)
     stats.cache_note = cache.degraded_reason

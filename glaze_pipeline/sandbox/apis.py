@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from glaze_pipeline.core import aio
+
 INDUSTRIES = ("Software Development", "Logistics", "Biotechnology", "Robotics", "Financial Services", "Retail")
 PLACES = (("London", "GB", "United Kingdom"), ("Berlin", "DE", "Germany"), ("Austin", "US", "United States"))
 BANDS = ((10, "2-10"), (50, "11-50"), (200, "51-200"), (500, "201-500"), (1000, "501-1000"), (10**9, "1001+"))
@@ -185,7 +187,8 @@ class ApiSimulator:
         self._recent: deque[float] = deque()
         self.active = 0
         self.max_active = 0  # most requests being answered at once: what the concurrency limit holds down
-        self._loop = asyncio.new_event_loop()
+        # uvloop when installed: the simulator must outrun the client it measures.
+        self._loop = (aio.loop_factory() or asyncio.new_event_loop)()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None

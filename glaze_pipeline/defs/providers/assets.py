@@ -1,6 +1,5 @@
 """One asset per provider, built from the waterfall order: each sees only what is still missing upstream."""
 
-import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC
@@ -10,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from glaze_pipeline.config import load_waterfall_order
+from glaze_pipeline.core import aio
 from glaze_pipeline.core.providers.registry import build_provider
 from glaze_pipeline.core.tables import table_info
 from glaze_pipeline.core.waterfall import StageStats, gap_targets, hint_candidates, run_provider
@@ -98,7 +98,7 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
             context.log.warning(f"{provider_name}: {cache.degraded_reason}")
         spending = glaze.spending(context.run_id, context.partition_key) if provider.price_usd > 0 else None
         try:
-            frame, stats = asyncio.run(run_provider(provider, targets, cache, progress=progress, spending=spending))
+            frame, stats = aio.run(run_provider(provider, targets, cache, progress=progress, spending=spending))
         finally:
             if spending is not None:
                 spending.ledger.close()
