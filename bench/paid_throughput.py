@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02, help="simulator latency L in seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="provider concurrency C")
     parser.add_argument("--rate", type=float, default=2000.0, help="rate limit R, requests per second")
+    parser.add_argument("--burst", type=int, default=1, help="limiter burst (see core/limiter.py)")
     parser.add_argument("--home", type=Path, default=None, help="GLAZE_HOME to use (default: a temp dir)")
     args = parser.parse_args()
 
@@ -61,6 +62,7 @@ def main() -> None:
         "GLAZE_LINKEDIN_API_KEY": "sim-key",
         "GLAZE_LINKEDIN_RATE_PER_S": str(args.rate),
         "GLAZE_LINKEDIN_CONCURRENCY": str(args.concurrency),
+        "GLAZE_LINKEDIN_BURST": str(args.burst),
         "GLAZE_LINKEDIN_PRICE_USD": "0.0001",
     }
 
@@ -116,6 +118,9 @@ def main() -> None:
     finally:
         sim.terminate()
         sim.wait(10)
+        with db.connect(url) as conn:  # the bench's calls were never real spending
+            conn.execute("DELETE FROM glaze.provider_calls WHERE table_id = 'bench'")
+            conn.commit()
 
     limit = min(args.concurrency / args.latency, args.rate)
 

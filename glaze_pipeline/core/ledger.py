@@ -96,18 +96,18 @@ class Ledger:
         """The newest still-fresh answer per request: found within `ttl_s`, not found within `negative_ttl_s`."""
         if not request_hashes:
             return {}
-        rows = (
-            self._connection()
-            .execute(
-                """SELECT DISTINCT ON (request_hash) request_hash, response::text FROM glaze.provider_calls
-               WHERE provider = %s AND request_hash = ANY(%s) AND provider_version = %s
-                 AND ((status = 'filled' AND at > now() - make_interval(secs => %s))
-                      OR (status = 'not_found' AND at > now() - make_interval(secs => %s)))
-               ORDER BY request_hash, at DESC""",
-                (provider, list(request_hashes), version, ttl_s, negative_ttl_s),
-            )
-            .fetchall()
-        )
+        # One index probe per request (LATERAL … LIMIT 1): a plain `= ANY` may make the planner scan
+        # the whole provider's history when its statistics lag behind a fast-growing ledger.
+        query = """SELECT h.request_hash, c.response::text FROM unnest(%s::text[]) AS h(request_hash)
+            CROSS JOIN LATERAL (
+                SELECT response FROM glaze.provider_calls
+                WHERE provider = %s AND request_hash = h.request_hash AND provider_version = %s
+                  AND ((status = 'filled' AND at > now() - make_interval(secs => %s))
+                       OR (status = 'not_found' AND at > now() - make_interval(secs => %s)))
+                ORDER BY at DESC LIMIT 1
+            ) AS c"""
+        params = (list(request_hashes), provider, version, ttl_s, negative_ttl_s)
+        rows = self._connection().execute(query, params).fetchall()
         return {h: r.encode() for h, r in rows}
 
     def spent(self) -> tuple[float, dict[str, float]]:

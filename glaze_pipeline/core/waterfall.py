@@ -193,7 +193,7 @@ class Spending:
 Progress = Callable[[int, int], None]  # (done, total)
 FLUSH_ROWS = 64  # answers buffered before they are written to the ledger and the cache…
 FLUSH_S = 0.1  # …or this long, whichever comes first: the most a killed run can lose
-FRAME_ROWS = 1_000  # answers turned into candidate rows at a time, during the stage
+FRAME_ROWS = 200  # answers turned into candidate rows at a time, during the stage
 
 
 class _Sink:
