@@ -87,7 +87,9 @@ def main() -> None:
         spending = Spending(ledger, Budget(1e9, 1e9), 3600, 600)
         before = _sim_requests(base_url)
         started = time.perf_counter()
-        _, stats = aio.run(run_provider(build_provider("linkedin", s, redis_url), rows, cache, spending=spending))
+        _, stats = aio.run(
+            run_provider(build_provider("linkedin", s, redis_url), rows, cache, spending=spending, wanted=fields)
+        )
         elapsed = time.perf_counter() - started
         ledger.close()
         if stats.statuses.get("filled", 0) + stats.statuses.get("not_found", 0) != len(rows):

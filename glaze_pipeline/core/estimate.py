@@ -54,7 +54,7 @@ async def estimate_waterfall(
     for provider in providers:
         targets = gap_targets(rows, wanted, upstream, provider, min_confidence)
         if provider.price_usd <= 0:
-            frame, stats = await run_provider(provider, targets, cache)
+            frame, stats = await run_provider(provider, targets, cache, wanted=wanted)
             upstream.append(frame)
             estimates.append(
                 StageEstimate(provider.name, 0.0, len(targets), stats.cache_hits, stats.calls, "free: ran for real")
@@ -69,7 +69,7 @@ async def estimate_waterfall(
             answers |= {key: stored[h] for key, h in hashes.items() if h in stored}
         unavailable = getattr(provider, "unavailable", None)
         certain = {t.row_key for t in targets if t.row_key in answers and t.row_key not in uncertain}
-        upstream.append(attempts_to_frame([decode_attempt(k, answers[k]) for k in certain], provider.name))
+        upstream.append(attempts_to_frame([decode_attempt(k, answers[k]) for k in certain], provider.name, wanted))
         if unavailable:
             calls, note = 0, unavailable
         else:

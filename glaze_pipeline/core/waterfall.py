@@ -7,9 +7,10 @@ so every later (dearer) stage runs on fewer rows than the one before.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -204,11 +205,17 @@ class _Sink:
     """
 
     def __init__(
-        self, provider: Provider, cache: ProviderCache, keys: dict[str, str], spending: Spending | None
+        self,
+        provider: Provider,
+        cache: ProviderCache,
+        keys: dict[str, str],
+        requests: dict[str, str],
+        spending: Spending | None,
     ) -> None:
         self.provider = provider
         self.cache = cache
         self.keys = keys
+        self.requests = requests
         self.ledger = spending.ledger if spending and provider.price_usd > 0 else None
         self.targets: dict[str, Target] = {}
         self.calls: list[Call] = []
@@ -221,12 +228,11 @@ class _Sink:
             payload = encode_attempt(attempt, attempt.cost_usd)
             self.entries.append((self.keys[attempt.row_key], payload, attempt.status))
             if self.ledger is not None and (attempt.cost_usd > 0 or attempt.status in CACHEABLE):
-                target = self.targets[attempt.row_key]
                 self.calls.append(
                     Call(
-                        request_hash(self.provider.request_key(target)),
+                        request_hash(self.requests[attempt.row_key]),
                         attempt.row_key,
-                        target.normalized_url,
+                        self.targets[attempt.row_key].normalized_url,
                         attempt.status.value,
                         attempt.cost_usd,
                         payload,
@@ -252,16 +258,52 @@ class _Sink:
 
 
 def _from_ledger(
-    provider: Provider, misses: list[Target], cache: ProviderCache, keys: dict[str, str], spending: Spending
+    provider: Provider,
+    misses: list[Target],
+    cache: ProviderCache,
+    keys: dict[str, str],
+    requests: dict[str, str],
+    spending: Spending,
 ) -> tuple[list[Attempt], list[Target]]:
     """Cache misses the ledger has answered (Redis evicted or was down): served free, and put back in the cache."""
-    hashes = {t.row_key: request_hash(provider.request_key(t)) for t in misses}
+    hashes = {t.row_key: request_hash(requests[t.row_key]) for t in misses}
     stored = spending.ledger.answers(
         provider.name, provider.version, list(set(hashes.values())), spending.ttl_s, spending.negative_ttl_s
     )
     served = [decode_attempt(t.row_key, stored[hashes[t.row_key]]) for t in misses if hashes[t.row_key] in stored]
     cache.put_many((keys[a.row_key], stored[hashes[a.row_key]], a.status) for a in served)
     return served, [t for t in misses if hashes[t.row_key] not in stored]
+
+
+class _Answers:
+    """A stage's attempts, turned into candidate rows a batch at a time.
+
+    Turning them early keeps few Python objects alive in a large stage: the cyclic GC's full
+    collections then stay short instead of stalling the event loop (and the rate limiter's slots).
+    """
+
+    def __init__(self, source: str, wanted: Collection[str] | None) -> None:
+        self.source = source
+        self.wanted = wanted
+        self.pending: list[Attempt] = []
+        self.frames: list[pl.DataFrame] = []
+        self.count = 0
+        self.statuses: Counter[str] = Counter()
+
+    def add(self, attempts: Iterable[Attempt]) -> None:
+        for attempt in attempts:
+            self.pending.append(attempt)
+            self.statuses[attempt.status.value] += 1
+            self.count += 1
+
+    def frame_some(self, *, force: bool = False) -> None:
+        if self.pending and (force or len(self.pending) >= FRAME_ROWS):
+            self.frames.append(attempts_to_frame(self.pending, self.source, self.wanted))
+            self.pending = []
+
+    def frame(self) -> pl.DataFrame:
+        self.frame_some(force=True)
+        return pl.concat(self.frames) if self.frames else empty_candidates()
 
 
 async def run_provider(
@@ -272,47 +314,69 @@ async def run_provider(
     chunk_size: int | None = None,
     progress: Progress | None = None,
     spending: Spending | None = None,
+    wanted: Collection[str] | None = None,
 ) -> tuple[pl.DataFrame, StageStats]:
     """Serve targets from the cache (then the ledger), call the provider for the rest, record answers as they come.
 
     Answers are written in small batches while the stage runs, so a run killed
     halfway keeps everything it already paid for. With `spending`, each call first
     reserves its price from the run's budget; rows it cannot afford are
-    `budget_exhausted`, never sent.
+    `budget_exhausted`, never sent. With `wanted`, candidates are kept for those fields only.
     """
     started = time.monotonic()
+    gc.freeze()  # objects alive before the stage (modules, upstream frames) are not rescanned by every collection
+    try:
+        return await _run_stage(provider, targets, cache, chunk_size, progress, spending, wanted, started)
+    finally:
+        gc.unfreeze()
+
+
+async def _run_stage(
+    provider: Provider,
+    targets: Sequence[Target],
+    cache: ProviderCache,
+    chunk_size: int | None,
+    progress: Progress | None,
+    spending: Spending | None,
+    wanted: Collection[str] | None,
+    started: float,
+) -> tuple[pl.DataFrame, StageStats]:
     stats = StageStats(provider.name, targets=len(targets))
-    keys = {t.row_key: cache.key(provider.name, provider.version, provider.request_key(t)) for t in targets}
+    answers = _Answers(provider.name, wanted)
+    requests = {t.row_key: provider.request_key(t) for t in targets}
+    keys = {key: cache.key(provider.name, provider.version, request) for key, request in requests.items()}
     cached = cache.get_many(list(keys.values()))
-    attempts: list[Attempt] = []
-    misses: list[Target] = []
-    for target in targets:
-        payload = cached.get(keys[target.row_key])
-        if payload is not None:
-            attempts.append(decode_attempt(target.row_key, payload))
-        else:
-            misses.append(target)
-    stats.cache_hits = len(attempts)
+    misses = [t for t in targets if keys[t.row_key] not in cached]
+    answers.add(decode_attempt(t.row_key, cached[keys[t.row_key]]) for t in targets if keys[t.row_key] in cached)
+    stats.cache_hits = answers.count
     paid = provider.price_usd > 0
     if spending is not None and paid and misses:
-        served, misses = _from_ledger(provider, misses, cache, keys, spending)
-        attempts.extend(served)
+        served, misses = _from_ledger(provider, misses, cache, keys, requests, spending)
+        answers.add(served)
         stats.ledger_hits = len(served)
     if progress:
-        progress(len(attempts), len(targets))
+        progress(answers.count, len(targets))
 
     stats.skipped = getattr(provider, "unavailable", None)
     if stats.skipped:
-        attempts.extend(Attempt(t.row_key, (), Status.SKIPPED_NO_KEY, detail=stats.skipped) for t in misses)
+        answers.add(Attempt(t.row_key, (), Status.SKIPPED_NO_KEY, detail=stats.skipped) for t in misses)
         misses = []
 
-    sink = _Sink(provider, cache, keys, spending)
+    sink = _Sink(provider, cache, keys, requests, spending)
     sink.targets = {t.row_key: t for t in misses}
     budget = spending.budget if spending is not None and paid else None
     reserved: dict[str, float] = {}
+    order: dict[asyncio.Task[list[Attempt]], int] = {}
+    inflight: set[asyncio.Task[list[Attempt]]] = set()
+    finished: list[asyncio.Task[list[Attempt]]] = []
+    wake = asyncio.Event()
 
-    def collect(done: set[asyncio.Task[list[Attempt]]]) -> None:
-        for task in sorted(done, key=order.__getitem__):
+    def on_done(task: asyncio.Task[list[Attempt]]) -> None:
+        finished.append(task)
+        wake.set()
+
+    def collect(done: list[asyncio.Task[list[Attempt]]]) -> None:
+        for task in sorted(done, key=order.pop):  # popped: a finished task must not keep its answers alive
             # Stamp the fetch time before caching, so a later cache hit reports when the value was really fetched.
             now = datetime.now(UTC)
             fresh = [a if a.fetched_at else replace(a, fetched_at=now) for a in task.result()]
@@ -322,37 +386,23 @@ async def run_provider(
                     budget.settle(a.row_key, reserved.pop(a.row_key, 0.0), a.cost_usd)
                 stats.paid_calls += a.cost_usd > 0
             sink.add(fresh)
-            attempts.extend(fresh)
+            answers.add(fresh)
             if progress:
-                progress(len(attempts), len(targets))
-
-    order: dict[asyncio.Task[list[Attempt]], int] = {}
-    inflight: set[asyncio.Task[list[Attempt]]] = set()
-    finished: list[asyncio.Task[list[Attempt]]] = []
-    wake = asyncio.Event()
-    frames: list[pl.DataFrame] = []
-    framed = 0
-
-    def on_done(task: asyncio.Task[list[Attempt]]) -> None:
-        finished.append(task)
-        wake.set()
+                progress(answers.count, len(targets))
 
     async def wait_some() -> None:
         """Collect finished tasks (O(1) each, unlike asyncio.wait over all in flight) and flush when due."""
-        nonlocal framed
         if not finished:
             wake.clear()
             with suppress(TimeoutError):
                 async with asyncio.timeout(FLUSH_S):
                     await wake.wait()
-        done = set(finished)
+        done = list(finished)
         finished.clear()
         inflight.difference_update(done)
         collect(done)
         await sink.maybe_flush()
-        if len(attempts) - framed >= FRAME_ROWS:  # build the frame while waiting on the network, not after
-            frames.append(attempts_to_frame(attempts[framed:], provider.name))
-            framed = len(attempts)
+        answers.frame_some()  # while waiting on the network, not after
 
     size: int = chunk_size or getattr(provider, "chunk_size", None) or CHUNK_SIZE
     # Chunks overlap so one slow row does not idle the provider's connections, while the
@@ -365,7 +415,7 @@ async def run_provider(
                     await wait_some()
                 batch = misses[start : start + size]
                 if budget is not None:
-                    batch = _afford(batch, budget, provider.price_usd, reserved, attempts, stats)
+                    batch = _afford(batch, budget, provider.price_usd, reserved, answers, stats)
                     if not batch:
                         continue
                 task = asyncio.create_task(provider.enrich(batch))
@@ -378,10 +428,9 @@ async def run_provider(
             for task in inflight:
                 task.cancel()
             await sink.maybe_flush(force=True)
-    frames.append(attempts_to_frame(attempts[framed:], provider.name))
-    frame = pl.concat(frames)
+    frame = answers.frame()
     stats.cost_usd = float(frame["cost_usd"].sum()) if frame.height else 0.0
-    stats.statuses = Counter(a.status.value for a in attempts)
+    stats.statuses = answers.statuses
     stats.cache_note = cache.degraded_reason
     stats.requests = getattr(getattr(provider, "caller", None), "requests", 0)
     breaker = getattr(provider, "breaker", None)
@@ -396,7 +445,7 @@ def _afford(
     budget: Budget,
     price: float,
     reserved: dict[str, float],
-    attempts: list[Attempt],
+    answers: _Answers,
     stats: StageStats,
 ) -> list[Target]:
     """The rows of a batch the budget still pays for; the others become budget_exhausted attempts."""
@@ -408,5 +457,5 @@ def _afford(
             allowed.append(target)
         else:
             stats.budget_note = refusal
-            attempts.append(Attempt(target.row_key, (), Status.BUDGET_EXHAUSTED, detail=refusal))
+            answers.add([Attempt(target.row_key, (), Status.BUDGET_EXHAUSTED, detail=refusal)])
     return allowed

@@ -98,7 +98,9 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
             context.log.warning(f"{provider_name}: {cache.degraded_reason}")
         spending = glaze.spending(context.run_id, context.partition_key) if provider.price_usd > 0 else None
         try:
-            frame, stats = aio.run(run_provider(provider, targets, cache, progress=progress, spending=spending))
+            frame, stats = aio.run(
+                run_provider(provider, targets, cache, progress=progress, spending=spending, wanted=info.wanted_fields)
+            )
         finally:
             if spending is not None:
                 spending.ledger.close()
