@@ -295,6 +295,8 @@ class _Answers:
             self.pending.append(attempt)
             self.statuses[attempt.status.value] += 1
             self.count += 1
+            if len(self.pending) >= FRAME_ROWS * 10:  # a stage served from the cache frames as it decodes
+                self.frame_some()
 
     def frame_some(self, *, force: bool = False) -> None:
         if self.pending and (force or len(self.pending) >= FRAME_ROWS):
