@@ -35,20 +35,8 @@ BASIC = [
     "company_linkedin",
     "company_email",
 ]
-FULL = [
-    "company_name",
-    "company_description",
-    "company_website",
-    "company_city",
-    "company_country",
-    "company_founded_year",
-    "company_industry",
-    "company_employee_count",
-    "company_employee_range",
-    "company_linkedin",
-    "company_email",
-    "company_phone",
-]
+# Industry and size come only from LinkedIn on the simulators; the phone only from the website.
+FULL = [*BASIC, "company_industry", "company_employee_count", "company_employee_range", "company_phone"]
 
 
 def main() -> None:
