@@ -142,8 +142,10 @@ def test_the_budget_stops_spending_and_a_bigger_one_continues_without_paying_twi
     assert dict(statuses.iter_rows()) == {"filled": 5, "budget_exhausted": 7}
     assert "run budget $0.05 reached" in meta(first, "linkedin_candidates")["budget"]
 
-    second = run(table_id, max_cost_usd=1.0)
-    assert second.success
+    conn.execute("UPDATE glaze.tables SET status = 'enriched' WHERE table_id = %s", (table_id,))
+    conn.commit()
+    second = CliRunner().invoke(main, ["enrich", table_id, "--max-cost", "1"])  # the CLI's budget flag
+    assert second.exit_code == 0, second.output
     assert linkedin.count() == 12  # only the 7 unpaid rows were called
     assert set(records(conn, table_id)["status"]) == {"filled"}
 

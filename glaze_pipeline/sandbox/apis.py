@@ -53,6 +53,7 @@ class Knobs:
     malformed_rate: float = 0.0  # share of 200 answers with a broken JSON body
     not_found_rate: float = 0.0  # share of entities (by name, so stable) that do not exist
     force_status: int | None = None  # answer every request with this status (401, 429, 503…)
+    location: str = ""  # Location header sent with a forced 3xx
     fail_first: int = 0  # the first N requests get 503
     throttle_first: int = 0  # the first N requests get 429 with Retry-After
 
@@ -304,6 +305,8 @@ class ApiSimulator:
             self.active -= 1
         if refusal is not None:
             headers = {"Retry-After": f"{refusal[1]:g}"} if refusal[1] is not None else {}
+            if 300 <= refusal[0] < 400:
+                headers["Location"] = k.location
             return web.json_response({"message": f"simulated {refusal[0]}"}, status=refusal[0], headers=headers)
         if body is None:
             return web.json_response({"data": None, "message": "not found"}, status=404)

@@ -20,6 +20,7 @@ from glaze_pipeline.core.providers.api import ApiProvider
 from glaze_pipeline.core.providers.registry import VENDORS
 from glaze_pipeline.core.waterfall import Spending, Target, run_provider
 from glaze_pipeline.sandbox.apis import ApiSimulator, company_facts, linkedin_person
+from glaze_pipeline.sandbox.sites import SiteServer
 
 if TYPE_CHECKING:
     from glaze_pipeline_tests.conftest import TestServers
@@ -183,6 +184,16 @@ def test_a_refused_key_is_not_retried_and_never_echoed(servers, linkedin_sim, ca
     assert set(statuses(frame).values()) == {"provider_error"}
     assert "HTTP 401" in " ".join(frame["detail"])
     assert "wrong-secret-key" not in repr(stats) + " ".join(frame["detail"]) + repr(p.api)
+
+
+def test_a_redirect_is_not_followed_so_the_key_stays_with_the_configured_host(servers, linkedin_sim, cache):
+    with SiteServer(lambda host, path: b"stolen") as elsewhere:
+        linkedin_sim.knobs.force_status = 307
+        linkedin_sim.knobs.location = f"http://{elsewhere.address[0]}:{elsewhere.address[1]}/collect"
+        frame, _ = run(provider(servers, linkedin_sim), companies("a"), cache)
+    assert sum(elsewhere.hits.values()) == 0
+    assert linkedin_sim.count() == 1  # and not retried
+    assert statuses(frame) == {"a": "provider_error"} and frame["detail"][0] == "HTTP 307"
 
 
 # --- retries ------------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ from glaze_pipeline.core.status import Status
 from glaze_pipeline.core.waterfall import Target
 
 USER_AGENT = "glaze-pipeline/0.1"
-_NO_RETRY = frozenset({400, 401, 403, 404, 405, 410, 422})
+# Worth asking again: throttling, the server's own failures and timeouts. Everything else (3xx, which
+# we never follow so the key cannot leave the configured host, and 4xx) would fail the same way again.
+_RETRY = frozenset({408, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ class ApiCaller:
                 self.breaker.success()
                 return reply
             last = reply
-            if reply.http_status in _NO_RETRY:
+            if reply.http_status is not None and reply.http_status not in _RETRY and reply.http_status < 500:
                 if reply.http_status in (401, 403):  # the key is refused: every other row would be too
                     self.breaker.trip(reply.detail, self.retry.breaker_cooldown_s)
                 return reply
