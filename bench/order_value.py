@@ -54,6 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["GLAZE_HOME"] = str(args.home or Path(tempfile.mkdtemp(prefix="glaze-bench-")))
     os.environ["GLAZE_ALLOW_PRIVATE_NETWORKS"] = "1"
+    # Limiter keys of its own: a bench must not share (or drain) a deployment's provider limits.
+    os.environ["GLAZE_REDIS_PREFIX"] = f"glaze_bench_{uuid.uuid4().hex[:8]}:"
     wanted = FULL if args.fields == "full" else BASIC
 
     import polars as pl

@@ -50,6 +50,8 @@ def main() -> None:
 
     home = args.home or Path(tempfile.mkdtemp(prefix="glaze-bench-"))
     os.environ["GLAZE_HOME"] = str(home)
+    # Limiter keys of its own: a bench must not share (or drain) a deployment's provider limits.
+    os.environ["GLAZE_REDIS_PREFIX"] = f"glaze_bench_{uuid.uuid4().hex[:8]}:"
     sim = subprocess.Popen(
         [sys.executable, "-m", "glaze_pipeline.sandbox.apis", "linkedin", "--latency", str(args.latency)],
         stdout=subprocess.PIPE,

@@ -242,6 +242,16 @@ class RateLimiter:
         return granted, start - now
 
     async def _refill_loop(self) -> None:
+        try:
+            await self._hand_out_slots()
+        except Exception as exc:  # never leave a waiter hanging: its request fails, the batch goes on
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            raise
+
+    async def _hand_out_slots(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiters:
             self._released.clear()
