@@ -23,9 +23,13 @@ def demo_urls() -> list[str]:
     return [f"https://{h}" for h in demo_hosts()]
 
 
-def closed_port_url() -> str:
-    """A Redis URL on 127.0.0.1 at a port that was free a moment ago and has nobody listening now."""
+def closed_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago and has nobody listening now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+        return int(sock.getsockname()[1])
+
+
+def closed_port_url() -> str:
+    """A Redis URL nobody answers."""
+    return f"redis://127.0.0.1:{closed_port()}/0"

@@ -240,6 +240,8 @@ class _Sink:
                 )
 
     async def maybe_flush(self, *, force: bool = False) -> None:
+        if self.writing is not None and self.writing.done():
+            self.writing.result()  # a failed ledger write stops the stage: it must not go on paying unrecorded
         due = len(self.entries) >= FLUSH_ROWS or time.monotonic() - self.last >= FLUSH_S
         if self.entries and (force or due) and (self.writing is None or self.writing.done()):
             calls, entries = self.calls, self.entries

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import polars as pl
+import psycopg
 import pytest
 
 from glaze_pipeline.config import ApiSettings, RetrySettings, settings
@@ -21,6 +22,7 @@ from glaze_pipeline.core.providers.registry import VENDORS
 from glaze_pipeline.core.waterfall import Spending, Target, run_provider
 from glaze_pipeline.sandbox.apis import ApiSimulator, company_facts, linkedin_person
 from glaze_pipeline.sandbox.sites import SiteServer
+from glaze_pipeline_tests.helpers import closed_port
 
 if TYPE_CHECKING:
     from glaze_pipeline_tests.conftest import TestServers
@@ -327,3 +329,10 @@ def test_the_ledger_answers_when_the_cache_lost_a_paid_answer(servers, linkedin_
     assert statuses(frame) == {"l1": "filled", "l2": "filled", "missing-l3": "not_found"}
     _, stats = run(provider(servers, linkedin_sim), rows, cache)
     assert stats.cache_hits == 3  # the ledger's answers went back into the cache
+
+
+def test_without_the_ledger_nothing_is_paid(servers, linkedin_sim, cache):
+    ledger = Ledger(f"postgresql://postgres@127.0.0.1:{closed_port()}/glaze", run_id="r", table_id="t")
+    with pytest.raises(psycopg.OperationalError):
+        run(provider(servers, linkedin_sim), companies("a"), cache, Spending(ledger, Budget(1.0, 1.0), 600, 60))
+    assert linkedin_sim.count() == 0  # never-pay-twice cannot be checked, so nothing is bought
