@@ -31,6 +31,7 @@ lint: setup
 
 bench: setup
 	$(VENV)/bin/python bench/enrich_throughput.py --rows 2000
+	$(VENV)/bin/python bench/paid_throughput.py --rows 10000 --repeat 3
 
 dev: setup  ## Dagster UI + daemon on this project, with the servers
 	$(VENV)/bin/glaze dev

@@ -38,6 +38,21 @@ _WIDTH = None if Console().is_terminal else 200
 console = Console(stderr=True, width=_WIDTH)
 out = Console(width=_WIDTH)
 _PROGRESS = re.compile(r"^(\w+): (\d+)/(\d+) rows$")
+# Dagster's own step events: the terminal shows our messages and progress; the UI keeps everything.
+_DAGSTER_CHATTER = (
+    "Started",
+    "Starting",
+    "Finished",
+    "Executing",
+    "Loaded",
+    "Writing",
+    "Retrieving",
+    "Capturing",
+    "Yielded",
+    "Got input",
+    "Materialized",
+    "Handled output",
+)
 
 
 class UserError(click.ClickException):
@@ -167,13 +182,31 @@ def upload(file: Path, name: str | None, url_column: str | None, fields: str | N
 @main.command()
 @click.argument("source")
 @_with_file_options
-def enrich(source: str, name: str | None, url_column: str | None, fields: str | None) -> None:
+@click.option(
+    "--max-cost",
+    type=float,
+    help="Budget of this run in USD, all paid providers together (default: GLAZE_MAX_COST_USD).",
+)
+@click.option("--max-cost-per-row", type=float, help="Budget per row in USD (default: GLAZE_MAX_COST_PER_ROW_USD).")
+@click.option(
+    "--dry-run", is_flag=True, help="Print how many rows each provider would be called for, and the cost; pay nothing."
+)
+def enrich(
+    source: str,
+    name: str | None,
+    url_column: str | None,
+    fields: str | None,
+    max_cost: float | None,
+    max_cost_per_row: float | None,
+    dry_run: bool,
+) -> None:
     """Enrich SOURCE (a file to upload, or an uploaded TABLE_ID) now, in this process, and print a summary."""
     s = _settings()
     path = Path(source)
     with database(s) as conn:
         if path.is_file():
-            table_id = _upload(conn, path, name, url_column, fields, TableStatus.RUNNING).table_id
+            status = TableStatus.PLANNED if dry_run else TableStatus.RUNNING
+            table_id = _upload(conn, path, name, url_column, fields, status).table_id
         else:
             try:
                 table_id = table_info(conn, source).table_id
@@ -184,11 +217,40 @@ def enrich(source: str, name: str | None, url_column: str | None, fields: str | 
                     set_wanted_fields(conn, table_id, parse_wanted(fields))
                 except UnknownFieldError as exc:
                     raise UserError(str(exc)) from exc
-            set_status(conn, table_id, TableStatus.RUNNING)
-    enrich_table(s, table_id)
+            if not dry_run:
+                set_status(conn, table_id, TableStatus.RUNNING)
+    if dry_run:
+        dry_run_table(s, table_id)
+        return
+    budget = {"max_cost_usd": max_cost, "max_cost_per_row_usd": max_cost_per_row}
+    enrich_table(s, table_id, {k: v for k, v in budget.items() if v is not None})
 
 
-def enrich_table(s: Settings, table_id: str) -> None:
+def dry_run_table(s: Settings, table_id: str) -> None:
+    from glaze_pipeline.runner import estimate_table
+
+    estimates = estimate_table(s, table_id)
+    table = Table("provider", "price/call", "rows with gaps", "cached", "would call", "est. cost", "note")
+    for e in estimates:
+        table.add_row(
+            e.provider,
+            f"${e.price_usd:g}",
+            str(e.rows_with_gaps),
+            str(e.cached),
+            str(e.calls),
+            f"${e.cost_usd:.4f}",
+            e.note,
+        )
+    out.print(table)
+    total = sum(e.cost_usd for e in estimates)
+    out.print(
+        f"dry run of table {table_id}: no paid provider was called. Estimated cost at most ${total:.4f}"
+        f" (budget ${s.max_cost_usd:g} per run, ${s.max_cost_per_row_usd:g} per row).\n"
+        f"run it: glaze enrich {table_id}"
+    )
+
+
+def enrich_table(s: Settings, table_id: str, resource_config: dict[str, float] | None = None) -> None:
     from glaze_pipeline.runner import dagster_instance, run_table
 
     instance = dagster_instance(s)
@@ -209,10 +271,10 @@ def enrich_table(s: Settings, table_id: str) -> None:
                 if stage not in tasks:
                     tasks[stage] = progress.add_task(stage, total=total)
                 progress.update(tasks[stage], completed=done, total=total)
-            elif not message.startswith(("Started", "Finished", "Executing", "Loaded", "Writing", "Retrieving")):
+            elif not message.startswith(_DAGSTER_CHATTER):
                 console.log(message)
 
-        outcome = run_table(table_id, instance, on_log=on_log)
+        outcome = run_table(table_id, instance, on_log=on_log, resource_config=resource_config)
     if not outcome.success:
         with database(s) as conn:
             set_status(conn, table_id, TableStatus.FAILED)

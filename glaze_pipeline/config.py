@@ -40,6 +40,48 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """One paid HTTP provider: where it is, its key, its price and the limits its plan allows.
+
+    The key is kept out of repr() so a logged Settings never shows it.
+    """
+
+    name: str
+    api_key: str | None = field(repr=False)
+    base_url: str
+    price_usd: float  # per billed call
+    rate_per_s: float
+    rate_per_min: float  # 0: no per-minute limit
+    concurrency: int
+    burst: int  # requests that may go back to back after an idle spell (see core/limiter.py)
+    timeout_s: float
+
+    @property
+    def key_variable(self) -> str:
+        return f"GLAZE_{self.name.upper()}_API_KEY"
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """How hard one paid call is tried: attempts, backoff, and how long a Retry-After may make us wait."""
+
+    max_attempts: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 8.0
+    total_cap_s: float = 60.0  # attempts and waits of one call together
+    retry_after_cap_s: float = 30.0  # a longer Retry-After fails the call fast as rate_limited
+    breaker_failures: int = 10  # consecutive failed attempts that open the circuit
+    breaker_cooldown_s: float = 30.0
+
+
+# Defaults per paid provider: price per billed call, rate per second and per minute, concurrency, burst.
+_API_DEFAULTS: dict[str, tuple[str, float, float, float, int, int]] = {
+    "linkedin": ("https://web-scraping-api2.p.rapidapi.com", 0.01, 5.0, 0.0, 8, 1),
+    "search": ("https://google.serper.dev", 0.001, 50.0, 0.0, 16, 1),
+}
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str | None  # None: the embedded PostgreSQL under home
@@ -64,6 +106,11 @@ class Settings:
     llm_poll_interval_s: float = 30.0
     llm_concurrency: int = 8
     waterfall_order: tuple[str, ...] = field(default=("website",))
+    apis: dict[str, ApiSettings] = field(default_factory=dict)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    max_cost_usd: float = 10.0  # per run, all paid providers together
+    max_cost_per_row_usd: float = 0.10
+    limiter_fallback_workers: int = 4  # when Redis is down, each process takes 1/N of a provider's limits
 
     @property
     def dagster_home(self) -> Path:
@@ -85,6 +132,25 @@ def load_waterfall_order(path: Path = WATERFALL_FILE) -> tuple[str, ...]:
     if not order:
         raise ConfigError(f"{path}: [waterfall] order must list at least one provider")
     return order
+
+
+def _api_settings(env: dict[str, str], name: str) -> ApiSettings:
+    base_url, price, rate, per_min, concurrency, burst = _API_DEFAULTS[name]
+    prefix = f"GLAZE_{name.upper()}_"
+    api = ApiSettings(
+        name=name,
+        api_key=env.get(prefix + "API_KEY", "").strip() or None,
+        base_url=(env.get(prefix + "BASE_URL", "").strip() or base_url).rstrip("/"),
+        price_usd=_float(env, prefix + "PRICE_USD", price),
+        rate_per_s=_float(env, prefix + "RATE_PER_S", rate),
+        rate_per_min=_float(env, prefix + "RATE_PER_MIN", per_min),
+        concurrency=_int(env, prefix + "CONCURRENCY", concurrency),
+        burst=_int(env, prefix + "BURST", burst),
+        timeout_s=_float(env, prefix + "TIMEOUT_S", 20.0),
+    )
+    if api.rate_per_s <= 0 or api.concurrency <= 0 or api.burst < 1 or api.price_usd < 0:
+        raise ConfigError(f"{prefix}RATE_PER_S and {prefix}CONCURRENCY must be > 0, {prefix}BURST >= 1, price >= 0")
+    return api
 
 
 def settings(environ: dict[str, str] | None = None) -> Settings:
@@ -121,4 +187,15 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         llm_poll_interval_s=_float(env, "GLAZE_LLM_POLL_INTERVAL_S", 30.0),
         llm_concurrency=_int(env, "GLAZE_LLM_CONCURRENCY", 8),
         waterfall_order=load_waterfall_order(),
+        apis={name: _api_settings(env, name) for name in _API_DEFAULTS},
+        retry=RetrySettings(
+            max_attempts=max(1, _int(env, "GLAZE_API_MAX_ATTEMPTS", 4)),
+            total_cap_s=_float(env, "GLAZE_API_RETRY_TOTAL_S", 60.0),
+            retry_after_cap_s=_float(env, "GLAZE_API_RETRY_AFTER_CAP_S", 30.0),
+            breaker_failures=max(1, _int(env, "GLAZE_BREAKER_FAILURES", 10)),
+            breaker_cooldown_s=_float(env, "GLAZE_BREAKER_COOLDOWN_S", 30.0),
+        ),
+        max_cost_usd=_float(env, "GLAZE_MAX_COST_USD", 10.0),
+        max_cost_per_row_usd=_float(env, "GLAZE_MAX_COST_PER_ROW_USD", 0.10),
+        limiter_fallback_workers=max(1, _int(env, "GLAZE_LIMITER_FALLBACK_WORKERS", 4)),
     )

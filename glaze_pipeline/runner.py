@@ -12,6 +12,7 @@ import dagster as dg
 from dagster._core.utils import make_new_run_id
 
 from glaze_pipeline.config import Settings
+from glaze_pipeline.core.estimate import StageEstimate
 from glaze_pipeline.defs.ingest.sensors import ENRICH_TABLE_JOB
 from glaze_pipeline.defs.resources import TABLES
 
@@ -50,6 +51,7 @@ def run_table(
     *,
     on_log: OnLog | None = None,
     poll_s: float = 0.3,
+    resource_config: dict[str, float] | None = None,
 ) -> RunOutcome:
     """Execute `enrich_table` for one partition; `on_log` receives each run log message as it happens."""
     from glaze_pipeline.definitions import defs
@@ -69,7 +71,11 @@ def run_table(
                 raise_on_error=False,
                 tags={"glaze/launched_by": "cli"},
                 # The terminal shows progress from `on_log`; the full log is in the instance (UI).
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                run_config={
+                    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                    # Budgets given on the command line override the GLAZE_MAX_COST_* defaults.
+                    "resources": {"glaze": {"config": resource_config or {}}},
+                },
             )
             outcome["success"] = result.success
             if not result.success:
@@ -93,3 +99,45 @@ def run_table(
         if not worker.is_alive():
             break
     return RunOutcome(run_id, bool(outcome.get("success")), outcome.get("failure"))  # type: ignore[arg-type]
+
+
+def estimate_table(settings: Settings, table_id: str) -> list[StageEstimate]:
+    """The dry run: free providers run, paid ones are only looked up in the cache and the ledger."""
+    from datetime import UTC
+
+    from glaze_pipeline.core import aio, db, services
+    from glaze_pipeline.core.cache import connect_cache
+    from glaze_pipeline.core.estimate import estimate_waterfall
+    from glaze_pipeline.core.ledger import Ledger
+    from glaze_pipeline.core.providers.registry import build_provider
+    from glaze_pipeline.core.tables import load_source_rows, table_info
+    from glaze_pipeline.core.waterfall import hint_candidates
+
+    url = services.ensure_database(settings)
+    with db.connect(url) as conn:
+        info = table_info(conn, table_id)
+        rows = load_source_rows(conn, info)
+    try:
+        redis_url: str | None = services.ensure_redis(settings)
+    except services.ServiceError:
+        redis_url = None
+    s = settings
+    cache = connect_cache(redis_url, prefix=s.redis_prefix, ttl_s=s.cache_ttl_s, negative_ttl_s=s.negative_cache_ttl_s)
+    providers = [build_provider(name, s, redis_url=redis_url, database_url=url) for name in s.waterfall_order]
+    ledger = Ledger(url, run_id="dry-run", table_id=table_id)
+    try:
+        return aio.run(
+            estimate_waterfall(
+                rows,
+                info.wanted_fields,
+                hint_candidates(rows, info.hint_fields, info.created_at.astimezone(UTC)),
+                providers,
+                cache,
+                ledger,
+                min_confidence=s.min_confidence,
+                ttl_s=s.cache_ttl_s,
+                negative_ttl_s=s.negative_cache_ttl_s,
+            )
+        )
+    finally:
+        ledger.close()

@@ -24,6 +24,13 @@ from glaze_pipeline.config import settings
 from glaze_pipeline.core import db, services
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PAID_API_VARIABLES = (
+    *(f"GLAZE_{api}_{part}" for api in ("LINKEDIN", "SEARCH") for part in ("API_KEY", "BASE_URL", "PRICE_USD")),
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "GLAZE_MAX_COST_USD",
+    "GLAZE_MAX_COST_PER_ROW_USD",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ def servers() -> Iterator[TestServers]:
             "GLAZE_ALLOW_PRIVATE_NETWORKS",
             "GLAZE_RESOLVE",
             "GLAZE_CRAWL_START_DELAY_S",
+            *PAID_API_VARIABLES,
         )
     }
     os.environ.update(
@@ -77,6 +85,8 @@ def servers() -> Iterator[TestServers]:
         GLAZE_CRAWL_START_DELAY_S="0",
     )
     os.environ.pop("GLAZE_RESOLVE", None)
+    for name in PAID_API_VARIABLES:  # a developer's real keys never reach a test: simulators only
+        os.environ.pop(name, None)
     db.migrate(database_url)
     try:
         yield TestServers(home, database_url, redis_url, prefix)
@@ -118,3 +128,11 @@ def fresh_cache(servers: TestServers, monkeypatch: pytest.MonkeyPatch) -> str:
     prefix = f"{servers.redis_prefix}{uuid.uuid4().hex[:8]}:"
     monkeypatch.setenv("GLAZE_REDIS_PREFIX", prefix)
     return prefix
+
+
+@pytest.fixture
+def fresh_ledger(servers: TestServers) -> Iterator[None]:
+    """Paid answers recorded by this test are forgotten after it: the ledger, unlike the cache, has no prefix."""
+    yield
+    with db.connect(servers.database_url, autocommit=True) as connection:
+        connection.execute("DELETE FROM glaze.provider_calls")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -114,3 +115,15 @@ class RoutedSite:
 
     def paths(self, host: str) -> list[str]:
         return [h.path for h in self.hits if h.host == host]
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago and has nobody listening now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def closed_port_url() -> str:
+    """A Redis URL nobody answers."""
+    return f"redis://127.0.0.1:{closed_port()}/0"

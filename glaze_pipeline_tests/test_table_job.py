@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import dagster as dg
 import polars as pl
@@ -16,7 +15,7 @@ from glaze_pipeline.core.uploads import upload_file
 from glaze_pipeline.definitions import defs
 from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
-from glaze_pipeline_tests.helpers import write_table
+from glaze_pipeline_tests.helpers import closed_port_url, write_table
 
 EXPECTED = json.loads((DEMO_SITES / "expected.json").read_text())
 FIELDS = ["company_name", "company_email", "company_phone", "company_country", "company_linkedin"]
@@ -76,7 +75,15 @@ def test_table_job_enriches_lands_and_is_idempotent(servers, conn, demo_site, tm
     assert hinted["provenance"]["company_name"]["source"] == "input"
 
     materialized = {e.asset_key.to_user_string() for e in first.get_asset_materialization_events()}
-    assert materialized == {"source_rows", "website_candidates", "llm_candidates", "enriched_records", "landed_records"}
+    assert materialized == {
+        "source_rows",
+        "website_candidates",
+        "search_candidates",
+        "linkedin_candidates",
+        "llm_candidates",
+        "enriched_records",
+        "landed_records",
+    }
     website_meta = first.asset_materializations_for_node("website_candidates")[0].metadata
     assert website_meta["provider_calls"].value == len(hosts)
     assert table_info(conn, uploaded.table_id).status == TableStatus.ENRICHED
@@ -103,7 +110,8 @@ def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.setenv("GLAZE_ALLOW_PRIVATE_NETWORKS", "0")  # loopback refused: every fetch is blocked
     path = write_table(tmp_path / "blocked.csv", [f"https://{h}" for h in demo_hosts()[:2]])
-    uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
+    # Only the website finds emails, so the paid providers (no keys here) have nothing to add.
+    uploaded = upload_file(conn, path, fields=["company_email"], status=TableStatus.RUNNING)
     conn.commit()
     result = _run(uploaded.table_id, dg.DagsterInstance.ephemeral())
     assert result.success
@@ -112,7 +120,7 @@ def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_
     # The summary names the most actionable reason (a missing key); the attempts say what each provider hit.
     assert records["status"].to_list() == ["skipped_no_key", "skipped_no_key"]
     for provenance in records["provenance"]:
-        assert provenance["company_name"]["attempts"] == {"website": "blocked", "llm": "skipped_no_key"}
+        assert provenance["company_email"]["attempts"] == {"website": "blocked", "llm": "skipped_no_key"}
 
 
 def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, demo_site, tmp_path):
@@ -134,11 +142,7 @@ def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, dem
 
 
 def test_redis_down_the_run_goes_on_and_says_so(servers, conn, demo_site, tmp_path, monkeypatch):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    closed_port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now
-    monkeypatch.setenv("GLAZE_REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
+    monkeypatch.setenv("GLAZE_REDIS_URL", closed_port_url())
     path = write_table(tmp_path / "no_redis.csv", [f"https://{h}" for h in demo_hosts()[:2]])
     uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
     conn.commit()
@@ -222,6 +226,6 @@ def test_without_an_anthropic_key_the_llm_stage_is_skipped_and_says_so(servers, 
     result = _run(uploaded.table_id, dg.DagsterInstance.ephemeral())
     assert result.success
     llm = result.asset_materializations_for_node("llm_candidates")[0].metadata
-    assert "ANTHROPIC_API_KEY" in llm["provider"].value
+    assert "ANTHROPIC_API_KEY" in llm["skipped"].value
     statuses = {p["company_founded_year"]["status"] for p in _records(conn, uploaded.table_id)["provenance"]}
     assert "skipped_no_key" in statuses

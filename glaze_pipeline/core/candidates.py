@@ -12,7 +12,7 @@ search snippets) in `value` and its source URL in `evidence`, for later stages
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -86,13 +86,17 @@ def clean_found(found: Iterable[Found]) -> list[Found]:
     return kept
 
 
-def attempts_to_frame(attempts: Iterable[Attempt], source: str) -> pl.DataFrame:
-    """Flatten attempts to the candidate frame, splitting each call's cost across the values it filled."""
+def attempts_to_frame(attempts: Iterable[Attempt], source: str, wanted: Collection[str] | None = None) -> pl.DataFrame:
+    """Flatten attempts to the candidate frame, splitting each call's cost across the values it filled.
+
+    With `wanted`, only those fields become candidates (the cache keeps the whole answer for later
+    runs that want more), and a call's cost is split across the wanted values it filled.
+    """
     rows: list[dict[str, object]] = []
     now = datetime.now(UTC)
     for attempt in attempts:
         fetched_at = attempt.fetched_at or now
-        found = clean_found(attempt.found)
+        found = clean_found(f for f in attempt.found if wanted is None or f.field in wanted)
         base = {
             "row_key": attempt.row_key,
             "source": source,

@@ -28,6 +28,7 @@ class TableNotFound(LookupError):
 
 class TableStatus:
     PENDING = "pending"  # uploaded; the sensor will launch it
+    PLANNED = "planned"  # uploaded by a dry run: nothing launches it until `glaze enrich TABLE_ID`
     QUEUED = "queued"  # a run was requested by the sensor
     RUNNING = "running"  # a run (sensor-launched or `glaze enrich`) is working on it
     ENRICHED = "enriched"

@@ -14,6 +14,8 @@ from pydantic import PrivateAttr
 from glaze_pipeline.config import Settings, settings
 from glaze_pipeline.core import db, services
 from glaze_pipeline.core.cache import ProviderCache, connect_cache
+from glaze_pipeline.core.ledger import Budget, Ledger
+from glaze_pipeline.core.waterfall import Spending
 
 TABLES = dg.DynamicPartitionsDefinition(name="tables")
 
@@ -22,7 +24,12 @@ class GlazeResource(dg.ConfigurableResource):
     """Everything a run needs from the environment: settings, Postgres (migrated) and the Redis cache.
 
     Values come from GLAZE_* variables when the resource is first used, never at import.
+    The budgets default to GLAZE_MAX_COST_USD / GLAZE_MAX_COST_PER_ROW_USD; run config overrides them
+    (`resources: {glaze: {config: {max_cost_usd: 5}}}`, which `glaze enrich --max-cost` sets).
     """
+
+    max_cost_usd: float | None = None
+    max_cost_per_row_usd: float | None = None
 
     _settings: Settings | None = PrivateAttr(default=None)
     _database_url: str | None = PrivateAttr(default=None)
@@ -51,13 +58,30 @@ class GlazeResource(dg.ConfigurableResource):
         with db.connect(self.database_url) as conn:
             yield conn
 
+    def redis_url(self) -> str | None:
+        try:
+            return services.ensure_redis(self.settings)
+        except services.ServiceError:
+            return None  # the cache and the limiter degrade; the ledger still prevents paying twice
+
     def cache(self) -> ProviderCache:
         s = self.settings
-        try:
-            url: str | None = services.ensure_redis(s)
-        except services.ServiceError:
-            url = None
-        return connect_cache(url, prefix=s.redis_prefix, ttl_s=s.cache_ttl_s, negative_ttl_s=s.negative_cache_ttl_s)
+        return connect_cache(
+            self.redis_url(), prefix=s.redis_prefix, ttl_s=s.cache_ttl_s, negative_ttl_s=s.negative_cache_ttl_s
+        )
+
+    def spending(self, run_id: str, table_id: str) -> Spending:
+        """The ledger and this run's budget, with what the run already paid (earlier stages, step retries)."""
+        s = self.settings
+        ledger = Ledger(self.database_url, run_id=run_id, table_id=table_id)
+        spent, by_row = ledger.spent()
+        budget = Budget(
+            self.max_cost_usd if self.max_cost_usd is not None else s.max_cost_usd,
+            self.max_cost_per_row_usd if self.max_cost_per_row_usd is not None else s.max_cost_per_row_usd,
+            spent,
+            by_row,
+        )
+        return Spending(ledger, budget, s.cache_ttl_s, s.negative_cache_ttl_s)
 
 
 class StageIOManager(dg.ConfigurableIOManager):

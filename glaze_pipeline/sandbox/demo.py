@@ -1,4 +1,8 @@
-"""`glaze demo`: a table of fictional companies, served from loopback, enriched through Dagster into Postgres."""
+"""`glaze demo`: a table of fictional companies, served from loopback, enriched through Dagster into Postgres.
+
+The websites, the search API and the LinkedIn data API are all loopback simulators
+(`sandbox/sites.py`, `sandbox/apis.py`): nothing leaves the machine and nothing is paid.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from rich.console import Console
 
 from glaze_pipeline.config import settings
 from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
+from glaze_pipeline.sandbox.apis import ApiSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 
 DEMO_FIELDS = [
@@ -22,6 +27,9 @@ DEMO_FIELDS = [
     "company_twitter",
     "company_email",
     "company_phone",
+    "company_industry",
+    "company_employee_range",
+    "company_specialities",
 ]
 
 
@@ -51,7 +59,12 @@ def run_demo(console: Console, out: Console) -> None:
     from glaze_pipeline.core.uploads import upload_file
 
     hosts = demo_hosts()
-    with SiteServer(directory_pages(DEMO_SITES)) as site, AnthropicSimulator() as llm_sim:
+    with (
+        SiteServer(directory_pages(DEMO_SITES)) as site,
+        ApiSimulator("search", api_key="demo-key") as search,
+        ApiSimulator("linkedin", api_key="demo-key") as linkedin,
+        AnthropicSimulator() as llm_sim,
+    ):
         if not os.environ.get("ANTHROPIC_API_KEY"):
             os.environ["ANTHROPIC_API_KEY"] = "sandbox"  # the simulator accepts any key
             os.environ["ANTHROPIC_BASE_URL"] = llm_sim.base_url
@@ -59,13 +72,16 @@ def run_demo(console: Console, out: Console) -> None:
         # The demo's sites live on loopback: allow it explicitly and resolve their names there.
         os.environ["GLAZE_ALLOW_PRIVATE_NETWORKS"] = "1"
         os.environ["GLAZE_RESOLVE"] = site.resolve_spec(hosts)
+        os.environ.update(search.env() | linkedin.env())  # the paid providers talk to the simulators
         s = settings()
         demo_dir = s.home / "demo"
         shutil.rmtree(demo_dir, ignore_errors=True)
         demo_dir.mkdir(parents=True)
         table_file = write_demo_table(demo_dir / "demo_companies.csv", hosts)
         console.print(
-            f"[bold]demo[/]: {len(hosts)} fictional company sites on http://{site.address[0]}:{site.address[1]}"
+            f"[bold]demo[/]: {len(hosts)} fictional company sites on http://{site.address[0]}:{site.address[1]};"
+            f" search API simulator on {search.base_url}, LinkedIn data API simulator on {linkedin.base_url}"
+            " (loopback simulators: no real API is called, nothing is paid)"
         )
         with database(s) as conn:
             uploaded = upload_file(conn, table_file, fields=DEMO_FIELDS, status=TableStatus.RUNNING)
@@ -76,14 +92,16 @@ def run_demo(console: Console, out: Console) -> None:
         )
         enrich_table(s, uploaded.table_id)
         console.print(
-            f"website pages served: {sum(site.hits.values())} · LLM simulator requests: "
-            f"{llm_sim.counters.requests['messages']}"
+            f"website pages served: {sum(site.hits.values())}; simulated paid calls: search {search.count(200)}"
+            f" × ${s.apis['search'].price_usd:g}, LinkedIn {linkedin.count(200)} × ${s.apis['linkedin'].price_usd:g};"
+            f" LLM simulator requests {llm_sim.counters.requests['messages']}"
         )
 
     with database(s) as conn:
         cur = conn.execute(
             "SELECT normalized_url, company_name, company_city, company_country, company_founded_year,"
-            " company_email, company_phone, company_linkedin, status, cost_usd"
+            " company_email, company_industry, company_employee_range, status,"
+            " cost_usd::numeric(10, 4) AS cost_usd"
             " FROM glaze.records WHERE table_id = %s ORDER BY normalized_url",
             (uploaded.table_id,),
         )

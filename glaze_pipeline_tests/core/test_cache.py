@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Self
@@ -24,6 +23,7 @@ from glaze_pipeline.core.candidates import Attempt, Found
 from glaze_pipeline.core.fields import EntityType
 from glaze_pipeline.core.status import Status
 from glaze_pipeline.core.waterfall import Target, run_provider
+from glaze_pipeline_tests.helpers import closed_port_url
 
 TTL_S = 1_000
 NEGATIVE_TTL_S = 60
@@ -51,14 +51,6 @@ def client(servers: TestServers) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(servers.redis_url)
     yield client
     client.close()
-
-
-def closed_port_url() -> str:
-    """A Redis URL on 127.0.0.1 at a port that was free a moment ago and has nobody listening now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
 
 
 def command_calls(client: redis.Redis) -> dict[str, int]:

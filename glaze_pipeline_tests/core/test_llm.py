@@ -169,7 +169,7 @@ def test_no_key_skips_every_row_with_a_clear_reason(sim):
     p = provider(sim, api_key=None)
     attempts = run(p, [target("a"), target("b")])
     assert {a.status for a in attempts} == {Status.SKIPPED_NO_KEY}
-    assert "ANTHROPIC_API_KEY" in (p.unavailable_reason or "")
+    assert "ANTHROPIC_API_KEY" in (p.unavailable or "")
     assert sim.counters.requests["messages"] == 0
 
 

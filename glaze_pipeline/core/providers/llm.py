@@ -78,10 +78,10 @@ class LlmProvider:
         self._client = None
 
     @property
-    def unavailable_reason(self) -> str | None:
+    def unavailable(self) -> str | None:
         """Said once in the run log and metadata; each affected row gets skipped_no_key."""
         if not self.settings.api_key:
-            return "ANTHROPIC_API_KEY is not set: LLM stage skipped, rows marked skipped_no_key"
+            return "ANTHROPIC_API_KEY is not set: llm skipped"
         return None
 
     def request_key(self, target: Target) -> str:
@@ -92,9 +92,7 @@ class LlmProvider:
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
         if self._client is None:
-            return [
-                Attempt(t.row_key, (), Status.SKIPPED_NO_KEY, detail=f"llm: {self.unavailable_reason}") for t in targets
-            ]
+            return [Attempt(t.row_key, (), Status.SKIPPED_NO_KEY, detail=f"llm: {self.unavailable}") for t in targets]
         if len(targets) >= self.settings.batch_threshold and self.batches is not None:
             return await self._batch(targets)
         return list(await asyncio.gather(*(self._single(t) for t in targets)))

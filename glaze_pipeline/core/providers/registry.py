@@ -6,11 +6,16 @@ from glaze_pipeline.config import Settings
 from glaze_pipeline.core.crawler import CrawlOptions
 from glaze_pipeline.core.fetch import FetchPolicy, OverrideResolver
 from glaze_pipeline.core.llm.batches import BatchStore
+from glaze_pipeline.core.providers.api import ApiProvider, Vendor
+from glaze_pipeline.core.providers.fresh_linkedin import FreshLinkedinVendor
 from glaze_pipeline.core.providers.llm import LlmProvider, LlmSettings
+from glaze_pipeline.core.providers.serper import SerperVendor
 from glaze_pipeline.core.providers.website import WebsiteProvider
 from glaze_pipeline.core.waterfall import Provider
 
-KNOWN_PROVIDERS = ("website", "llm")
+# Paid providers: name → vendor module. Switching vendor is a new module and a new entry here.
+VENDORS: dict[str, type[Vendor]] = {"linkedin": FreshLinkedinVendor, "search": SerperVendor}
+KNOWN_PROVIDERS = ("website", *VENDORS, "llm")
 
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
@@ -31,11 +36,23 @@ def crawl_options(settings: Settings) -> CrawlOptions:
     )
 
 
-def build_provider(name: str, settings: Settings, database_url: str | None = None) -> Provider:
-    """`database_url` lets providers that keep state in Postgres (LLM batches) find it."""
+def build_provider(
+    name: str, settings: Settings, *, redis_url: str | None = None, database_url: str | None = None
+) -> Provider:
+    """`redis_url` feeds the paid providers' shared rate limiter (without it each process limits alone);
+    `database_url` lets providers that keep state in Postgres (LLM batches) find it."""
     if name == "website":
         resolver = OverrideResolver.parse(settings.resolve_overrides) if settings.resolve_overrides else None
         return WebsiteProvider(crawl_options(settings), resolver)
+    if name in VENDORS:
+        return ApiProvider(
+            VENDORS[name](),
+            settings.apis[name],
+            settings.retry,
+            redis_url=redis_url,
+            redis_prefix=settings.redis_prefix,
+            fallback_workers=settings.limiter_fallback_workers,
+        )
     if name == "llm":
         llm = LlmSettings(
             api_key=settings.anthropic_api_key,

@@ -1,24 +1,57 @@
 """One asset per provider, built from the waterfall order: each sees only what is still missing upstream."""
 
-import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from glaze_pipeline.config import load_waterfall_order
+from glaze_pipeline.core import aio
 from glaze_pipeline.core.providers.registry import build_provider
 from glaze_pipeline.core.tables import table_info
-from glaze_pipeline.core.waterfall import gap_targets, hint_candidates, run_provider
+from glaze_pipeline.core.waterfall import StageStats, gap_targets, hint_candidates, run_provider
 from glaze_pipeline.defs.resources import TABLES, GlazeResource
 
 PROGRESS_EVERY_S = 2.0
+# A step retry re-runs the whole stage, but every row already answered comes back from the
+# cache or the ledger for free, and row failures are statuses (not exceptions), so they never
+# trigger it: paid calls are retried only inside the provider, never multiplied by this.
+STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 def candidates_asset_name(provider: str) -> str:
     return f"{provider}_candidates"
+
+
+def stage_metadata(stats: StageStats, rows_in: int, price_usd: float, frame: pl.DataFrame) -> dict[str, Any]:
+    filled = frame.filter(pl.col("status") == "filled").group_by("field").agg(pl.col("row_key").n_unique())
+    metadata: dict[str, Any] = {
+        "rows_in": rows_in,
+        "rows_with_gaps": stats.targets,
+        "cache_hits": stats.cache_hits,
+        "provider_calls": stats.calls,
+        "paid_calls": stats.paid_calls,
+        "cost_usd": round(stats.cost_usd, 6),
+        "duration_s": round(stats.duration_s, 3),
+        "rows_per_s": round(stats.targets / stats.duration_s, 1) if stats.duration_s else 0.0,
+        "statuses": dict(stats.statuses),
+        "filled_per_field": {name: int(n) for name, n in filled.iter_rows()},
+        "cache": stats.cache_note or "ok",
+    }
+    if price_usd > 0:
+        metadata |= {
+            "price_usd_per_call": price_usd,
+            "ledger_hits": stats.ledger_hits,
+            "http_requests": stats.requests,
+            "skipped": stats.skipped or "no",
+            "budget": stats.budget_note or "not reached",
+            "circuit_breaker": stats.breaker or "-",
+            "rate_limiter": stats.limiter or "-",
+        }
+    return metadata
 
 
 def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.AssetsDefinition:
@@ -32,9 +65,7 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         group_name="providers",
         kinds={"python", "polars"},
         pool=f"provider_{provider_name}",
-        retry_policy=dg.RetryPolicy(
-            max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-        ),
+        retry_policy=STEP_RETRY,
         description=f"Candidates from the {provider_name} provider for rows whose wanted fields are still gaps.",
     )
     def _provider_asset(
@@ -44,11 +75,15 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         with glaze.connection() as conn:
             info = table_info(conn, context.partition_key)
         settings = glaze.settings
-        provider = build_provider(provider_name, settings, glaze.database_url)
+        redis_url = glaze.redis_url()
+        provider = build_provider(provider_name, settings, redis_url=redis_url, database_url=glaze.database_url)
         hints = hint_candidates(rows, info.hint_fields, info.created_at.astimezone(UTC))
         upstream_frames = [hints, *(inputs[candidates_asset_name(u)] for u in upstream)]
         targets = gap_targets(rows, info.wanted_fields, upstream_frames, provider, settings.min_confidence)
         context.log.info(f"{provider_name}: {len(targets)} of {rows.height} entities have gaps it can fill")
+        unavailable = getattr(provider, "unavailable", None)
+        if unavailable and targets:
+            context.log.warning(f"{provider_name}: {unavailable}; rows it would fill are marked skipped_no_key")
 
         last_report = [0.0]
 
@@ -61,28 +96,23 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         cache = glaze.cache()
         if cache.degraded_reason:
             context.log.warning(f"{provider_name}: {cache.degraded_reason}")
-        unavailable = getattr(provider, "unavailable_reason", None)
-        if unavailable and targets:
-            context.log.warning(f"{provider_name}: {unavailable}")
-        frame, stats = asyncio.run(run_provider(provider, targets, cache, progress=progress))
-        filled = frame.filter(pl.col("status") == "filled").group_by("field").agg(pl.col("row_key").n_unique())
-        return dg.Output(
-            frame,
-            metadata={
-                "rows_in": rows.height,
-                "rows_with_gaps": stats.targets,
-                "cache_hits": stats.cache_hits,
-                "provider_calls": stats.calls,
-                "paid_calls": stats.calls if provider.price_usd > 0 else 0,
-                "cost_usd": round(stats.cost_usd, 6),
-                "duration_s": round(stats.duration_s, 3),
-                "rows_per_s": round(stats.targets / stats.duration_s, 1) if stats.duration_s else 0.0,
-                "statuses": dict(stats.statuses),
-                "filled_per_field": {name: int(n) for name, n in filled.iter_rows()},
-                "cache": stats.cache_note or "ok",
-                "provider": unavailable or "ok",
-            },
-        )
+        spending = glaze.spending(context.run_id, context.partition_key) if provider.price_usd > 0 else None
+        try:
+            frame, stats = aio.run(
+                run_provider(provider, targets, cache, progress=progress, spending=spending, wanted=info.wanted_fields)
+            )
+        finally:
+            if spending is not None:
+                spending.ledger.close()
+        if stats.budget_note:
+            context.log.warning(
+                f"{provider_name}: {stats.budget_note}; {stats.statuses['budget_exhausted']} rows budget_exhausted"
+            )
+        if stats.breaker and stats.breaker.startswith("open"):
+            context.log.warning(f"{provider_name}: circuit breaker {stats.breaker}")
+        if stats.limiter and stats.limiter.startswith("local"):
+            context.log.warning(f"{provider_name}: rate limiter {stats.limiter}")
+        return dg.Output(frame, metadata=stage_metadata(stats, rows.height, provider.price_usd, frame))
 
     return _provider_asset
 

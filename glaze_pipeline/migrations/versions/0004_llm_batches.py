@@ -1,13 +1,13 @@
 """Message Batches submitted to the LLM provider, so a restarted run resumes a batch instead of paying twice.
 
-Revision ID: 0003_llm
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from alembic import op
 
-revision = "0003_llm"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 
 
 def upgrade() -> None:

@@ -1,0 +1,362 @@
+"""Loopback simulators of the paid APIs, speaking their documented wire formats, with failure knobs.
+
+- `linkedin`: the Fresh LinkedIn Data API (RapidAPI): GET /get-company-by-linkedinurl,
+  /get-company-by-domain, /get-personal-profile; headers x-rapidapi-key / x-rapidapi-host;
+  answers `{"data": {...}, "message": "ok"}`, 404 when there is no such profile.
+- `search`: Serper: POST /search with `{"q": ...}` and header X-API-KEY; answers with
+  `organic` results and a `knowledgeGraph`.
+
+Answers are made up deterministically from the company's name, so the two APIs agree
+with each other. Knobs (latency, 429 with Retry-After, 5xx rate, timeouts, malformed
+JSON, not-found) can change while it runs; every request is logged with its arrival
+time (`time.monotonic`) so tests assert on what the provider really saw. Entities whose
+name contains `missing` are not found; `malformed` ones get broken JSON.
+
+    python -m glaze_pipeline.sandbox.apis linkedin --latency 0.02   # serve in the foreground
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from glaze_pipeline.core import aio
+
+INDUSTRIES = ("Software Development", "Logistics", "Biotechnology", "Robotics", "Financial Services", "Retail")
+PLACES = (("London", "GB", "United Kingdom"), ("Berlin", "DE", "Germany"), ("Austin", "US", "United States"))
+BANDS = ((10, "2-10"), (50, "11-50"), (200, "51-200"), (500, "201-500"), (1000, "501-1000"), (10**9, "1001+"))
+
+
+@dataclass
+class Knobs:
+    """What the simulator does besides answering; change the fields while it runs."""
+
+    latency_s: float = 0.0
+    rate_limit_per_s: float = 0.0  # over this many requests in the trailing second: 429 (0 = no limit)
+    retry_after_s: float = 1.0  # Retry-After sent with every 429
+    error_rate: float = 0.0  # share of requests answered 503
+    timeout_rate: float = 0.0  # share of requests that hang for `hang_s` (longer than the client waits)
+    hang_s: float = 30.0
+    malformed_rate: float = 0.0  # share of 200 answers with a broken JSON body
+    not_found_rate: float = 0.0  # share of entities (by name, so stable) that do not exist
+    force_status: int | None = None  # answer every request with this status (401, 429, 503…)
+    location: str = ""  # Location header sent with a forced 3xx
+    fail_first: int = 0  # the first N requests get 503
+    throttle_first: int = 0  # the first N requests get 429 with Retry-After
+
+
+@dataclass(frozen=True)
+class Hit:
+    at: float  # time.monotonic() on arrival
+    entity: str
+    status: int
+
+
+def _digest(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
+def label_of(entity: str) -> str:
+    """The company or person handle inside a domain, LinkedIn URL or search query."""
+    value = entity.strip().lower()
+    if "linkedin.com/" in value:
+        return value.rstrip("/").rsplit("/", 1)[-1]
+    host = urlsplit(value if "://" in value else f"//{value}").hostname or value
+    if "." in host and " " not in value:
+        return host.removeprefix("www.").split(".")[0]
+    return re.sub(r"[^a-z0-9]+", "-", value).strip("-")
+
+
+def company_facts(label: str) -> dict[str, Any]:
+    """The one made-up truth about a company, shared by both simulators."""
+    h = _digest(label)
+    name = label.replace("-", " ").title()
+    city, country, country_name = PLACES[h % len(PLACES)]
+    employees = 5 + h % 4000
+    return {
+        "name": name,
+        "industry": INDUSTRIES[h % len(INDUSTRIES)],
+        "employees": employees,
+        "band": next(band for top, band in BANDS if employees <= top),
+        "city": city,
+        "country": country,
+        "country_name": country_name,
+        "founded": 1950 + h % 70,
+        "description": f"{name} is a {INDUSTRIES[h % len(INDUSTRIES)].lower()} company based in {city}.",
+        "specialties": ["automation", "analytics", "logistics", "biotech", "payments"][h % 3 : h % 3 + 3],
+    }
+
+
+def linkedin_company(label: str, domain: str | None) -> dict[str, Any]:
+    f = company_facts(label)
+    return {
+        "company_id": str(_digest(label) % 10**8),
+        "company_name": f["name"],
+        "description": f["description"],
+        "domain": domain or f"{label}.com",
+        "employee_count": f["employees"],
+        "employee_range": f["band"],
+        "follower_count": f["employees"] * 7,
+        "hq_city": f["city"],
+        "hq_country": f["country"],
+        "hq_full_address": f"{f['city']}, {f['country_name']}",
+        "industries": [f["industry"]],
+        "linkedin_url": f"https://www.linkedin.com/company/{label}/",
+        "logo_url": f"https://media.licdn.com/dms/image/{label}/logo.png",
+        "specialties": f["specialties"],
+        "tagline": f"{f['name']}: {f['industry']}",
+        "website": f"https://{domain or label + '.com'}",
+        "year_founded": f["founded"],
+    }
+
+
+def linkedin_person(label: str) -> dict[str, Any]:
+    h = _digest(label)
+    company = ("acme-robotics", "kestrel-logistics", "helix-biotech")[h % 3]
+    f = company_facts(company)
+    title = ("Head of Growth", "CTO", "Data Engineer")[h % 3]
+    return {
+        "full_name": label.replace("-", " ").title(),
+        "headline": f"{title} at {f['name']}",
+        "job_title": title,
+        "location": f"{f['city']}, {f['country_name']}",
+        "company": f["name"],
+        "company_linkedin_url": f"https://www.linkedin.com/company/{company}/",
+        "linkedin_url": f"https://www.linkedin.com/in/{label}/",
+    }
+
+
+def serper_answer(query: str) -> dict[str, Any]:
+    label = label_of(query)
+    f = company_facts(label)
+    domain = query if "." in query and " " not in query else f"{label}.com"
+    return {
+        "searchParameters": {"q": query, "type": "search", "engine": "google"},
+        "knowledgeGraph": {
+            "title": f["name"],
+            "type": f"{f['industry']} company",
+            "website": f"https://{domain}",
+            "description": f["description"],
+            "attributes": {
+                "Headquarters": f"{f['city']}, {f['country_name']}",
+                "Founded": str(f["founded"]),
+                "Number of employees": f"{f['employees']:,} (2026)",
+            },
+        },
+        "organic": [
+            {
+                "title": f"{f['name']} | LinkedIn",
+                "link": f"https://www.linkedin.com/company/{label}",
+                "snippet": f"{f['name']} | {f['employees']:,} followers on LinkedIn. {f['description']}",
+                "position": 1,
+            },
+            {"title": f["name"], "link": f"https://{domain}/", "snippet": f["description"], "position": 2},
+            {
+                "title": f"{f['name']} - Crunchbase Company Profile",
+                "link": f"https://www.crunchbase.com/organization/{label}",
+                "snippet": f"{f['name']} was founded in {f['founded']} and is based in {f['city']}.",
+                "position": 3,
+            },
+        ],
+    }
+
+
+class ApiSimulator:
+    """One simulated API on 127.0.0.1 in a background thread; `hits` is its request log."""
+
+    def __init__(self, vendor: str, api_key: str = "sim-key", knobs: Knobs | None = None, seed: int = 7) -> None:
+        if vendor not in ("linkedin", "search"):
+            raise ValueError(f"no simulator for {vendor!r}")
+        self.vendor = vendor
+        self.api_key = api_key
+        self.knobs = knobs or Knobs()
+        self.hits: list[Hit] = []
+        self._random = random.Random(seed)
+        self._recent: deque[float] = deque()
+        self.active = 0
+        self.max_active = 0  # most requests being answered at once: what the concurrency limit holds down
+        # uvloop when installed: the simulator must outrun the client it measures.
+        self._loop = (aio.loop_factory() or asyncio.new_event_loop)()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """The GLAZE_* variables that point the provider here."""
+        prefix = f"GLAZE_{self.vendor.upper()}_"
+        return {prefix + "BASE_URL": self.base_url, prefix + "API_KEY": self.api_key}
+
+    def _serve(self, port: int = 0) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_get("/__sim/stats", self._stats)
+        if self.vendor == "linkedin":
+            for path in ("get-company-by-linkedinurl", "get-company-by-domain", "get-personal-profile"):
+                app.router.add_get(f"/{path}", self._linkedin)
+        else:
+            app.router.add_post("/search", self._search)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", port, backlog=1024)
+        self._loop.run_until_complete(site.start())
+        self.port = self._runner.addresses[0][1]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def start(self, port: int = 0) -> ApiSimulator:
+        self._thread = threading.Thread(target=self._serve, args=(port,), name=f"sim-{self.vendor}", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"{self.vendor} simulator did not start")
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> ApiSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    # --- what tests read ---------------------------------------------------------------------
+
+    def count(self, status: int | None = None) -> int:
+        return sum(1 for h in list(self.hits) if status is None or h.status == status)
+
+    def by_entity(self) -> Counter[str]:
+        return Counter(h.entity for h in list(self.hits))
+
+    def max_in_window(self, window_s: float = 1.0) -> int:
+        """The most requests that arrived within any sliding window of `window_s` seconds."""
+        times = sorted(h.at for h in list(self.hits))
+        best, lo = 0, 0
+        for hi, at in enumerate(times):
+            while at - times[lo] >= window_s:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+    # --- serving -----------------------------------------------------------------------------
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"requests": len(self.hits), "by_status": dict(Counter(h.status for h in self.hits))})
+
+    def _refusal(self, key: str | None) -> tuple[int, float | None] | None:
+        """A status that overrides the answer (and a Retry-After), or None to answer."""
+        k = self.knobs
+        if key != self.api_key:
+            return 401, None
+        if k.force_status is not None:
+            return k.force_status, k.retry_after_s if k.force_status == 429 else None
+        if len(self.hits) < k.fail_first:
+            return 503, None
+        if len(self.hits) < k.throttle_first:
+            return 429, k.retry_after_s
+        if k.rate_limit_per_s > 0:
+            now = time.monotonic()
+            while self._recent and now - self._recent[0] >= 1.0:
+                self._recent.popleft()
+            if len(self._recent) >= k.rate_limit_per_s:
+                return 429, k.retry_after_s
+            self._recent.append(now)
+        if k.error_rate and self._random.random() < k.error_rate:
+            return 503, None
+        return None
+
+    async def _answer(self, entity: str, key: str | None, body: dict[str, Any] | None) -> web.Response:
+        k = self.knobs
+        refusal = self._refusal(key)
+        status = refusal[0] if refusal else (404 if body is None else 200)
+        hang = refusal is None and k.timeout_rate > 0 and self._random.random() < k.timeout_rate
+        self.hits.append(Hit(time.monotonic(), entity, status))
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if k.latency_s:
+                await asyncio.sleep(k.latency_s)
+            if hang:
+                await asyncio.sleep(k.hang_s)
+        finally:
+            self.active -= 1
+        if refusal is not None:
+            headers = {"Retry-After": f"{refusal[1]:g}"} if refusal[1] is not None else {}
+            if 300 <= refusal[0] < 400:
+                headers["Location"] = k.location
+            return web.json_response({"message": f"simulated {refusal[0]}"}, status=refusal[0], headers=headers)
+        if body is None:
+            return web.json_response({"data": None, "message": "not found"}, status=404)
+        broken = "malformed" in entity or (k.malformed_rate and self._random.random() < k.malformed_rate)
+        if broken:
+            return web.Response(text='{"data": {"company_name": "Tru', content_type="application/json")
+        return web.json_response(body)
+
+    def _missing(self, label: str) -> bool:
+        return "missing" in label or (_digest(label) % 1000) < self.knobs.not_found_rate * 1000
+
+    async def _linkedin(self, request: web.Request) -> web.Response:
+        path = request.path.strip("/")
+        entity = request.query.get("linkedin_url") or request.query.get("domain") or ""
+        label = label_of(entity)
+        data: dict[str, Any] | None
+        wrong_host = request.headers.get("x-rapidapi-host") != "web-scraping-api2.p.rapidapi.com"
+        if not entity or wrong_host or self._missing(label):
+            data = None
+        elif path == "get-personal-profile":
+            data = linkedin_person(label)
+        else:
+            data = linkedin_company(label, request.query.get("domain"))
+        body = None if data is None else {"data": data, "message": "ok"}
+        return await self._answer(entity, request.headers.get("x-rapidapi-key"), body)
+
+    async def _search(self, request: web.Request) -> web.Response:
+        try:
+            query = str((await request.json())["q"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"message": "q is required"}, status=400)
+        label = label_of(query)
+        body = serper_answer(query) if not self._missing(label) else {"organic": [], "searchParameters": {"q": query}}
+        return await self._answer(query, request.headers.get("X-API-KEY"), body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("vendor", choices=["linkedin", "search"])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key", default="sim-key")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    args = parser.parse_args()
+    sim = ApiSimulator(args.vendor, args.key, Knobs(latency_s=args.latency)).start(args.port)
+    print(json.dumps({"vendor": args.vendor, "base_url": sim.base_url}), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        sim.stop()
+
+
+if __name__ == "__main__":
+    main()
