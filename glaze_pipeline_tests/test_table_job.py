@@ -229,3 +229,35 @@ def test_without_an_anthropic_key_the_llm_stage_is_skipped_and_says_so(servers, 
     assert "ANTHROPIC_API_KEY" in llm["skipped"].value
     statuses = {p["company_founded_year"]["status"] for p in _records(conn, uploaded.table_id)["provenance"]}
     assert "skipped_no_key" in statuses
+
+
+def test_the_llm_spends_under_the_run_budget_and_records_its_calls_in_the_ledger(
+    servers, conn, demo_site, tmp_path, monkeypatch
+):
+    with AnthropicSimulator() as sim:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sim-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", sim.base_url)
+        path = write_table(tmp_path / "llm_budget.csv", [f"https://{h}" for h in demo_hosts()])
+        uploaded = upload_file(conn, path, fields=["company_industry"], status=TableStatus.RUNNING)
+        conn.commit()
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions("tables", [uploaded.table_id])
+        budget = 0.005  # room for two calls at the LLM's estimated price
+        result = defs.resolve_job_def("enrich_table").execute_in_process(
+            instance=instance,
+            partition_key=uploaded.table_id,
+            run_config={"resources": {"glaze": {"config": {"max_cost_usd": budget}}}},
+        )
+    assert result.success
+    llm = result.asset_materializations_for_node("llm_candidates")[0].metadata
+    assert 0 < sim.counters.requests["messages"] < len(demo_hosts())
+    statuses = {p["company_industry"]["status"] for p in _records(conn, uploaded.table_id)["provenance"]}
+    assert "budget_exhausted" in statuses
+    spent = conn.execute(
+        "SELECT count(*), coalesce(sum(cost_usd), 0) FROM glaze.provider_calls"
+        " WHERE provider = 'llm' AND table_id = %s",
+        (uploaded.table_id,),
+    ).fetchone()
+    assert spent is not None and spent[0] == sim.counters.requests["messages"]
+    assert float(spent[1]) <= budget
+    assert llm["cost_usd"].value == pytest.approx(float(spent[1]), abs=1e-6)
