@@ -80,12 +80,46 @@ def label_of(entity: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", value).strip("-")
 
 
+# The demo's fictional companies: what the simulators say agrees with their websites.
+DEMO_COMPANIES: dict[str, tuple[str, str, str, str, int, int]] = {
+    # label: (name, industry, city, country code, founded, employees)
+    "northwind-robotics": ("Northwind Robotics", "Robotics", "Berlin", "DE", 2016, 85),
+    "bluefjord-analytics": ("Bluefjord Analytics", "Software Development", "Oslo", "NO", 2011, 42),
+    "cafe-lumiere": ("Café Lumière", "Food and Beverage Services", "Lyon", "FR", 1998, 14),
+    "helix-biotech": ("Helix Biotech", "Biotechnology", "Ghent", "BE", 2013, 64),
+    "tinyforge": ("TinyForge", "Software Development", "Utrecht", "NL", 2020, 7),
+    "kestrel-logistics": ("Kestrel Logistics", "Logistics", "Leeds", "GB", 2009, 120),
+}
+_COUNTRY_NAMES = {
+    "DE": "Germany",
+    "NO": "Norway",
+    "FR": "France",
+    "BE": "Belgium",
+    "NL": "Netherlands",
+    "GB": "United Kingdom",
+}
+
+
 def company_facts(label: str) -> dict[str, Any]:
     """The one made-up truth about a company, shared by both simulators."""
     h = _digest(label)
     name = label.replace("-", " ").title()
     city, country, country_name = PLACES[h % len(PLACES)]
     employees = 5 + h % 4000
+    if label in DEMO_COMPANIES:
+        name, industry, city, country, founded, employees = DEMO_COMPANIES[label]
+        return {
+            "name": name,
+            "industry": industry,
+            "employees": employees,
+            "band": next(band for top, band in BANDS if employees <= top),
+            "city": city,
+            "country": country,
+            "country_name": _COUNTRY_NAMES[country],
+            "founded": founded,
+            "description": f"{name} is a {industry.lower()} company based in {city}.",
+            "specialties": [industry.lower()],
+        }
     return {
         "name": name,
         "industry": INDUSTRIES[h % len(INDUSTRIES)],
