@@ -6,6 +6,7 @@ Used by the demo, the tests and the benchmarks: point `GLAZE_RESOLVE` (curl
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -53,6 +54,17 @@ def synthetic_pages(host: str, path: str) -> bytes | None:
     ).encode()
 
 
+class _BackloggedServer(ThreadingHTTPServer):
+    """A listen backlog for bursts of many sites at once (the default 5 resets connections under load)."""
+
+    request_queue_size = 256
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up (a crawler closing idle keep-alive connections) is not a server error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class SiteServer:
     """Threaded HTTP server on 127.0.0.1; `hits` counts requests per host, for assertions."""
 
@@ -81,7 +93,7 @@ class SiteServer:
             def log_message(self, format: str, *args: object) -> None:
                 return  # quiet: tests and the demo print their own summaries
 
-        self._httpd = ThreadingHTTPServer((host, 0), Handler)
+        self._httpd = _BackloggedServer((host, 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="glaze-sites", daemon=True)
 
