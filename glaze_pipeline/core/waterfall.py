@@ -74,6 +74,19 @@ class Provider(Protocol):
     async def __aexit__(self, *exc: object) -> None: ...
 
 
+class UrlAskingProvider:
+    """Base for providers that open nothing per stage and whose request is the entity's URL."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def request_key(self, target: Target) -> str:
+        return target.normalized_url
+
+
 def hint_candidates(rows: pl.DataFrame, hint_columns: Sequence[str], uploaded_at: datetime) -> pl.DataFrame:
     """Input columns named like catalog fields are values from source `input`, confidence 100.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import pytest
@@ -22,7 +22,7 @@ from glaze_pipeline.core.cache import (
 from glaze_pipeline.core.candidates import Attempt, Found
 from glaze_pipeline.core.fields import EntityType
 from glaze_pipeline.core.status import Status
-from glaze_pipeline.core.waterfall import Target, run_provider
+from glaze_pipeline.core.waterfall import Target, UrlAskingProvider, run_provider
 from glaze_pipeline_tests.helpers import closed_port_url
 
 TTL_S = 1_000
@@ -199,7 +199,7 @@ def test_put_many_degrades_when_redis_fails_mid_write() -> None:
     assert cache.degraded_reason is not None
 
 
-class CountingProvider:
+class CountingProvider(UrlAskingProvider):
     name = "counting"
     version = "1"
     fields = frozenset({"company_name"})
@@ -208,15 +208,6 @@ class CountingProvider:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def request_key(self, target: Target) -> str:
-        return target.normalized_url
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
         self.seen.extend(t.row_key for t in targets)

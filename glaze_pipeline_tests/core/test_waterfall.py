@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import polars as pl
@@ -19,7 +19,14 @@ from glaze_pipeline.core.fields import EntityType
 from glaze_pipeline.core.ingest import read_upload
 from glaze_pipeline.core.status import Status
 from glaze_pipeline.core.tables import load_source_rows, register_upload, table_info
-from glaze_pipeline.core.waterfall import INPUT_SOURCE, Target, gap_targets, hint_candidates, run_provider
+from glaze_pipeline.core.waterfall import (
+    INPUT_SOURCE,
+    Target,
+    UrlAskingProvider,
+    gap_targets,
+    hint_candidates,
+    run_provider,
+)
 
 COMPANY = EntityType.COMPANY_WEBSITE
 LI_COMPANY = EntityType.LINKEDIN_COMPANY
@@ -63,7 +70,7 @@ def candidates(*rows: tuple[object, ...]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=CANDIDATE_SCHEMA)
 
 
-class FakeProvider:
+class FakeProvider(UrlAskingProvider):
     """A provider answering from a function of the target; records every batch it was asked."""
 
     version = "1"
@@ -83,15 +90,6 @@ class FakeProvider:
         self.answer = answer or default_answer
         self.fail_on_batch = fail_on_batch
         self.batches: list[list[str]] = []
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def request_key(self, target: Target) -> str:
-        return target.normalized_url
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
         self.batches.append([t.row_key for t in targets])

@@ -8,7 +8,6 @@ process (`core.crawl_batch`); every row ends with a status, never an exception.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Self
 
 from glaze_pipeline.core.candidates import Attempt
 from glaze_pipeline.core.crawl_batch import BatchJob, crawl_in_child
@@ -18,12 +17,12 @@ from glaze_pipeline.core.extract.base import SOCIAL_FIELDS
 from glaze_pipeline.core.fetch import OverrideResolver
 from glaze_pipeline.core.fields import EntityType
 from glaze_pipeline.core.status import Status
-from glaze_pipeline.core.waterfall import Target
+from glaze_pipeline.core.waterfall import Target, UrlAskingProvider
 
 
-class WebsiteProvider:
+class WebsiteProvider(UrlAskingProvider):
     name = "website"
-    # 2: scrapy crawl of up to 4 pages beyond the homepage, deeper extraction, page text as evidence.
+    # 2: scrapy crawl of up to 4 pages beyond the homepage, deeper extraction; 3: page text as evidence.
     # Part of the cache key.
     version = "3"
     fields = frozenset(
@@ -53,15 +52,6 @@ class WebsiteProvider:
             system_dns=resolver is None or resolver.fallback is not None,
         )
         self.pages_fetched = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    def request_key(self, target: Target) -> str:
-        return target.normalized_url
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
         crawl_targets = [CrawlTarget(t.row_key, t.normalized_url) for t in targets]
