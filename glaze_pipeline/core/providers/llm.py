@@ -60,6 +60,7 @@ class LlmProvider:
         self.batches = batches
         self._client: anthropic.AsyncAnthropic | None = None
         self._limit: asyncio.Semaphore | None = None
+        self._packs: dict[str, EvidencePack] = {}
 
     async def __aenter__(self) -> Self:
         if self.settings.api_key:
@@ -76,6 +77,14 @@ class LlmProvider:
         if self._client is not None:
             await self._client.close()
         self._client = None
+        self._packs.clear()
+
+    def _pack(self, target: Target) -> EvidencePack:
+        """Built once per row: the cache key needs it before the call, the call needs it again."""
+        pack = self._packs.get(target.row_key)
+        if pack is None:
+            pack = self._packs[target.row_key] = build_evidence(target.evidence, target.known)
+        return pack
 
     @property
     def unavailable(self) -> str | None:
@@ -86,7 +95,7 @@ class LlmProvider:
 
     def request_key(self, target: Target) -> str:
         """Model, wanted fields and the exact evidence: change any and it is a different question."""
-        pack = build_evidence(target.evidence, target.known)
+        pack = self._pack(target)
         evidence_hash = hashlib.sha256(pack.text.encode()).hexdigest()
         return json.dumps([self.settings.model, sorted(target.missing), evidence_hash])
 
@@ -123,7 +132,7 @@ class LlmProvider:
 
     async def _single(self, target: Target) -> Attempt:
         assert self._client is not None and self._limit is not None
-        pack = build_evidence(target.evidence, target.known)
+        pack = self._pack(target)
         async with self._limit:
             try:
                 message = await self._client.messages.create(**self._params(target, pack))
@@ -163,7 +172,7 @@ class LlmProvider:
     async def _batch(self, targets: Sequence[Target]) -> list[Attempt]:
         """Submit (or find the batch a previous run submitted), wait for it, collect; expired items go single."""
         assert self._client is not None and self.batches is not None
-        packs = {t.row_key: build_evidence(t.evidence, t.known) for t in targets}
+        packs = {t.row_key: self._pack(t) for t in targets}
         ids = {_custom_id(t.row_key): t for t in targets}
         key = batch_key(self.settings.model, (self.request_key(t) for t in targets))
         known = await asyncio.to_thread(self.batches.find, key)
