@@ -22,9 +22,9 @@ import time
 
 import httpx
 
-from glaze_pipeline.core.crawl_batch import BatchJob, crawl_in_child
-from glaze_pipeline.core.crawler import CrawlOptions, SiteCrawl, Target, crawl_sites
-from glaze_pipeline.core.fetch import FetchPolicy, OverrideResolver
+from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
+from glaze_pipeline.core.web.crawler import CrawlOptions, SiteCrawl, Target, crawl_sites
+from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver
 from glaze_pipeline.sandbox.sites import SiteServer
 
 SUFFIX = ".crawl.example"

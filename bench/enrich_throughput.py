@@ -60,9 +60,9 @@ def main() -> None:
         os.environ["GLAZE_CRAWL_START_DELAY_S"] = "0"
 
     from glaze_pipeline.config import settings
-    from glaze_pipeline.core import db, services
-    from glaze_pipeline.core.tables import TableStatus
-    from glaze_pipeline.core.uploads import upload_file
+    from glaze_pipeline.core.intake.tables import TableStatus
+    from glaze_pipeline.core.intake.uploads import upload_file
+    from glaze_pipeline.core.storage import db, services
     from glaze_pipeline.runner import dagster_instance, run_table
     from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
 

@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from glaze_pipeline.core.candidates import Found
-from glaze_pipeline.core.extract import Page, extract
-from glaze_pipeline.core.extract.base import compact
+from glaze_pipeline.core.model.candidates import Found
+from glaze_pipeline.core.web.extract import Page, extract
+from glaze_pipeline.core.web.extract.base import compact
 
 HERE = Path(__file__).resolve().parent
 LABELS = HERE / "corpus_labels.json"

@@ -18,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from glaze_pipeline.core.candidates import Attempt, Evidence
-from glaze_pipeline.core.fields import EntityType
-from glaze_pipeline.core.llm.batches import BatchStore
-from glaze_pipeline.core.llm.pricing import DEFAULT_MODEL
-from glaze_pipeline.core.providers.llm import LlmProvider, LlmSettings
-from glaze_pipeline.core.status import Status
-from glaze_pipeline.core.waterfall import Target
+from glaze_pipeline.core.model.candidates import Attempt, Evidence
+from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.core.model.provider import Target
+from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.providers.llm.pricing import DEFAULT_MODEL
+from glaze_pipeline.core.providers.llm.provider import LlmProvider, LlmSettings
+from glaze_pipeline.core.storage.llm_batches import BatchStore
 from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 
 FIELDS = ("company_founded_year", "company_employee_count", "company_city", "company_country", "company_industry")
@@ -72,7 +72,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="glaze-bench-llm-"))
     os.environ["GLAZE_HOME"] = str(home)
     from glaze_pipeline.config import settings
-    from glaze_pipeline.core import db, services
+    from glaze_pipeline.core.storage import db, services
 
     s = settings()
     url = services.ensure_database(s)

@@ -61,12 +61,14 @@ def main() -> None:
     import polars as pl
 
     from glaze_pipeline.config import settings
-    from glaze_pipeline.core import aio, services
-    from glaze_pipeline.core.cache import connect_cache
-    from glaze_pipeline.core.fields import EntityType
-    from glaze_pipeline.core.merge import merge
+    from glaze_pipeline.core import aio
+    from glaze_pipeline.core.model.fields import EntityType
+    from glaze_pipeline.core.pipeline.gaps import gap_targets
+    from glaze_pipeline.core.pipeline.merge import merge
+    from glaze_pipeline.core.pipeline.stage import run_stage
     from glaze_pipeline.core.providers.registry import build_provider
-    from glaze_pipeline.core.waterfall import gap_targets, run_provider
+    from glaze_pipeline.core.storage import services
+    from glaze_pipeline.core.storage.cache import connect_cache
     from glaze_pipeline.sandbox.apis import ApiSimulator, Knobs
     from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
 
@@ -100,7 +102,7 @@ def main() -> None:
             for name in order:
                 provider = build_provider(name, s, redis_url=redis_url)
                 targets = gap_targets(rows, wanted, frames, provider, s.min_confidence)
-                frame, stats = aio.run(run_provider(provider, targets, cache, wanted=wanted))
+                frame, stats = aio.run(run_stage(provider, targets, cache, wanted=wanted))
                 frames.append(frame)
                 cost += stats.cost_usd
                 calls[name] = stats.calls

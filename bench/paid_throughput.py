@@ -1,7 +1,7 @@
 """Bulk throughput of a paid provider stage against its loopback simulator, beside the limit of the setup.
 
 The LinkedIn simulator runs in its own process with latency L; the stage runs as the
-Dagster asset runs it (`run_provider`: cache, ledger, budget, shared Redis limiter at
+Dagster asset runs it (`run_stage`: cache, ledger, budget, shared Redis limiter at
 R requests/s, concurrency C). The limit is min(C / L, R) rows/s; the figure is the
 fraction of it reached. Then the same rows again: served by the cache, 0 paid calls.
 Nothing is written to the repo.
@@ -69,12 +69,15 @@ def main() -> None:
     }
 
     from glaze_pipeline.config import settings
-    from glaze_pipeline.core import aio, db, services
-    from glaze_pipeline.core.cache import connect_cache
-    from glaze_pipeline.core.fields import EntityType
-    from glaze_pipeline.core.ledger import Budget, Ledger
+    from glaze_pipeline.core import aio
+    from glaze_pipeline.core.model.fields import EntityType
+    from glaze_pipeline.core.model.provider import Target
+    from glaze_pipeline.core.pipeline.spending import Budget, Spending
+    from glaze_pipeline.core.pipeline.stage import run_stage
     from glaze_pipeline.core.providers.registry import build_provider
-    from glaze_pipeline.core.waterfall import Spending, Target, run_provider
+    from glaze_pipeline.core.storage import db, services
+    from glaze_pipeline.core.storage.cache import connect_cache
+    from glaze_pipeline.core.storage.ledger import Ledger
 
     s = settings()
     url = services.ensure_database(s)
@@ -90,9 +93,7 @@ def main() -> None:
         before = _sim_requests(base_url)
         started = time.perf_counter()
         _, stats = aio.run(
-            run_provider(
-                build_provider("linkedin", s, redis_url=redis_url), rows, cache, spending=spending, wanted=fields
-            )
+            run_stage(build_provider("linkedin", s, redis_url=redis_url), rows, cache, spending=spending, wanted=fields)
         )
         elapsed = time.perf_counter() - started
         ledger.close()

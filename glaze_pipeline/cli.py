@@ -19,11 +19,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from glaze_pipeline.config import ConfigError, Settings, settings
-from glaze_pipeline.core import db, services
-from glaze_pipeline.core.export import export_frame, write_export
-from glaze_pipeline.core.fields import FIELD_NAMES, UnknownFieldError, parse_wanted
-from glaze_pipeline.core.ingest import UploadError
-from glaze_pipeline.core.tables import (
+from glaze_pipeline.core.intake.export import export_frame, write_export
+from glaze_pipeline.core.intake.ingest import UploadError
+from glaze_pipeline.core.intake.tables import (
     TableNotFound,
     TableStatus,
     list_tables,
@@ -31,7 +29,9 @@ from glaze_pipeline.core.tables import (
     set_wanted_fields,
     table_info,
 )
-from glaze_pipeline.core.uploads import Uploaded, upload_file
+from glaze_pipeline.core.intake.uploads import Uploaded, upload_file
+from glaze_pipeline.core.model.fields import FIELD_NAMES, UnknownFieldError, parse_wanted
+from glaze_pipeline.core.storage import db, services
 
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
 _WIDTH = None if Console().is_terminal else 200
@@ -320,7 +320,7 @@ def extract_cmd(pages: tuple[Path, ...], url: str, as_json: bool) -> None:
     """Extract company facts from saved HTML pages with the website provider's extractor; no network, no servers."""
     import json
 
-    from glaze_pipeline.core.extract import Page, extract
+    from glaze_pipeline.core.web.extract import Page, extract
 
     site = [
         Page(url if i == 0 else f"{url.rstrip('/')}/{path.stem}", path.read_bytes()) for i, path in enumerate(pages)

@@ -12,7 +12,7 @@ import dagster as dg
 from dagster._core.utils import make_new_run_id
 
 from glaze_pipeline.config import Settings
-from glaze_pipeline.core.estimate import StageEstimate
+from glaze_pipeline.core.pipeline.estimate import StageEstimate
 from glaze_pipeline.defs.ingest.sensors import ENRICH_TABLE_JOB
 from glaze_pipeline.defs.resources import TABLES
 
@@ -105,13 +105,14 @@ def estimate_table(settings: Settings, table_id: str) -> list[StageEstimate]:
     """The dry run: free providers run, paid ones are only looked up in the cache and the ledger."""
     from datetime import UTC
 
-    from glaze_pipeline.core import aio, db, services
-    from glaze_pipeline.core.cache import connect_cache
-    from glaze_pipeline.core.estimate import estimate_waterfall
-    from glaze_pipeline.core.ledger import Ledger
+    from glaze_pipeline.core import aio
+    from glaze_pipeline.core.intake.tables import load_source_rows, table_info
+    from glaze_pipeline.core.pipeline.estimate import estimate_waterfall
+    from glaze_pipeline.core.pipeline.gaps import hint_candidates
     from glaze_pipeline.core.providers.registry import build_provider
-    from glaze_pipeline.core.tables import load_source_rows, table_info
-    from glaze_pipeline.core.waterfall import hint_candidates
+    from glaze_pipeline.core.storage import db, services
+    from glaze_pipeline.core.storage.cache import connect_cache
+    from glaze_pipeline.core.storage.ledger import Ledger
 
     url = services.ensure_database(settings)
     with db.connect(url) as conn:

@@ -21,7 +21,7 @@ import redis
 from psycopg import sql
 
 from glaze_pipeline.config import settings
-from glaze_pipeline.core import db, services
+from glaze_pipeline.core.storage import db, services
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PAID_API_VARIABLES = (

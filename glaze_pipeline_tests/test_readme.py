@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from glaze_pipeline.core.fields import CATALOG
+from glaze_pipeline.core.model.fields import CATALOG
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

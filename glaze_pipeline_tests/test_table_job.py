@@ -8,10 +8,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from glaze_pipeline.core.export import export_frame
-from glaze_pipeline.core.landing import table_hash
-from glaze_pipeline.core.tables import TableStatus, table_info
-from glaze_pipeline.core.uploads import upload_file
+from glaze_pipeline.core.intake.export import export_frame
+from glaze_pipeline.core.intake.tables import TableStatus, table_info
+from glaze_pipeline.core.intake.uploads import upload_file
+from glaze_pipeline.core.storage.landing import table_hash
 from glaze_pipeline.definitions import defs
 from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages

@@ -12,10 +12,10 @@ import psycopg
 from pydantic import PrivateAttr
 
 from glaze_pipeline.config import Settings, settings
-from glaze_pipeline.core import db, services
-from glaze_pipeline.core.cache import ProviderCache, connect_cache
-from glaze_pipeline.core.ledger import Budget, Ledger
-from glaze_pipeline.core.waterfall import Spending
+from glaze_pipeline.core.pipeline.spending import Budget, Spending
+from glaze_pipeline.core.storage import db, services
+from glaze_pipeline.core.storage.cache import ProviderCache, connect_cache
+from glaze_pipeline.core.storage.ledger import Ledger
 
 TABLES = dg.DynamicPartitionsDefinition(name="tables")
 

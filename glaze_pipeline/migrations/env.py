@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the connection `glaze_pipeline.core.db.migrate` hands in."""
+"""Alembic environment: runs migrations on the connection `glaze_pipeline.core.storage.db.migrate` hands in."""
 
 from alembic import context
 

@@ -55,8 +55,8 @@ def write_demo_table(path: Path, hosts: list[str]) -> Path:
 
 def run_demo(console: Console, out: Console) -> None:
     from glaze_pipeline.cli import database, enrich_table, print_rows
-    from glaze_pipeline.core.tables import TableStatus
-    from glaze_pipeline.core.uploads import upload_file
+    from glaze_pipeline.core.intake.tables import TableStatus
+    from glaze_pipeline.core.intake.uploads import upload_file
 
     hosts = demo_hosts()
     with (

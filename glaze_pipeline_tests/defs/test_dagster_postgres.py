@@ -10,9 +10,9 @@ import pytest
 import yaml
 from psycopg import sql
 
-from glaze_pipeline.core import services
-from glaze_pipeline.core.tables import TableStatus
-from glaze_pipeline.core.uploads import upload_file
+from glaze_pipeline.core.intake.tables import TableStatus
+from glaze_pipeline.core.intake.uploads import upload_file
+from glaze_pipeline.core.storage import services
 from glaze_pipeline.definitions import defs
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import write_table

@@ -1,7 +1,7 @@
 import dagster as dg
 
-from glaze_pipeline.core.tables import TableStatus, table_info
-from glaze_pipeline.core.uploads import upload_file
+from glaze_pipeline.core.intake.tables import TableStatus, table_info
+from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.defs.ingest.sensors import new_tables_sensor
 from glaze_pipeline.defs.resources import GlazeResource
 from glaze_pipeline_tests.helpers import demo_urls, write_table

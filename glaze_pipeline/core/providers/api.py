@@ -27,11 +27,11 @@ from typing import Any, Protocol, Self
 import aiohttp
 
 from glaze_pipeline.config import ApiSettings, RetrySettings
-from glaze_pipeline.core.candidates import Attempt, Evidence, Found
-from glaze_pipeline.core.fields import EntityType
-from glaze_pipeline.core.limiter import Limits, RateLimiter, connect_limiter_client
-from glaze_pipeline.core.status import Status
-from glaze_pipeline.core.waterfall import Target
+from glaze_pipeline.core.model.candidates import Attempt, Evidence, Found
+from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.core.model.provider import BreakerState, Provider, ProviderHealth, Target
+from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.providers.limiter import Limits, RateLimiter, connect_limiter_client
 
 USER_AGENT = "glaze-pipeline/0.1"
 # Worth asking again: throttling, the server's own failures and timeouts. Everything else (3xx, which
@@ -124,6 +124,10 @@ class CircuitBreaker:
         self.opened_until = self.clock() + seconds
         self.reason = reason
         self.status = status
+
+    @property
+    def state(self) -> BreakerState:
+        return BreakerState.CLOSED if self.opened_until is None else BreakerState.OPEN
 
     def describe(self) -> str:
         return "closed" if self.opened_until is None else f"open: {self.reason}"
@@ -252,7 +256,7 @@ class ApiCaller:
         return ApiReply(failure, status, billed=billed, detail=f"HTTP {status}", attempts=attempt), retry_after
 
 
-class ApiProvider:
+class ApiProvider(Provider):
     """A paid provider: a `Vendor` plus configuration. Implements the waterfall's Provider protocol."""
 
     def __init__(
@@ -274,7 +278,7 @@ class ApiProvider:
         self.fields = vendor.fields
         self.entity_types = vendor.entity_types
         self.price_usd = api.price_usd
-        # run_provider sends rows one by one and caches answers as they arrive.
+        # run_stage sends rows one by one and caches answers as they arrive.
         self.chunk_size = 1
         self.max_inflight = 2 * api.concurrency
         self.unavailable = None if api.api_key else f"{api.key_variable} is not set: {self.name} skipped"
@@ -286,9 +290,16 @@ class ApiProvider:
         self._session: aiohttp.ClientSession | None = None
         self._limiter: RateLimiter | None = None
 
-    @property
-    def limiter_mode(self) -> str:
-        return self._limiter.mode if self._limiter else "-"
+    def health(self) -> ProviderHealth:
+        limiter = self._limiter
+        return ProviderHealth(
+            requests=self.caller.requests if self.caller is not None else 0,
+            breaker=self.breaker.state,
+            breaker_reason=self.breaker.reason,
+            breaker_trips=self.breaker.trips,
+            limiter=limiter.mode if limiter is not None else None,
+            limiter_note=limiter.mode_note if limiter is not None else "",
+        )
 
     async def __aenter__(self) -> Self:
         limits = Limits(self.api.rate_per_s, self.api.concurrency, self.api.burst, self.api.rate_per_min)

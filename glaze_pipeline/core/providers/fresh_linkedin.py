@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from glaze_pipeline.core.candidates import Evidence, Found
-from glaze_pipeline.core.fields import EntityType
+from glaze_pipeline.core.model.candidates import Evidence, Found
+from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.core.model.provider import Target
 from glaze_pipeline.core.providers.api import ApiRequest
-from glaze_pipeline.core.waterfall import Target
 
 RAPIDAPI_HOST = "web-scraping-api2.p.rapidapi.com"
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from glaze_pipeline.config import Settings
-from glaze_pipeline.core.crawler import CrawlOptions
-from glaze_pipeline.core.fetch import FetchPolicy, OverrideResolver
-from glaze_pipeline.core.llm.batches import BatchStore
+from glaze_pipeline.core.model.provider import Provider
 from glaze_pipeline.core.providers.api import ApiProvider, Vendor
 from glaze_pipeline.core.providers.fresh_linkedin import FreshLinkedinVendor
-from glaze_pipeline.core.providers.llm import LlmProvider, LlmSettings
+from glaze_pipeline.core.providers.llm.provider import LlmProvider, LlmSettings
 from glaze_pipeline.core.providers.serper import SerperVendor
 from glaze_pipeline.core.providers.website import WebsiteProvider
-from glaze_pipeline.core.waterfall import Provider
+from glaze_pipeline.core.storage.llm_batches import BatchStore
+from glaze_pipeline.core.web.crawler import CrawlOptions
+from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver
 
 # Paid providers: name → vendor module. Switching vendor is a new module and a new entry here.
 VENDORS: dict[str, type[Vendor]] = {"linkedin": FreshLinkedinVendor, "search": SerperVendor}

@@ -11,10 +11,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from glaze_pipeline.core.candidates import Evidence, Found
-from glaze_pipeline.core.fields import EntityType
+from glaze_pipeline.core.model.candidates import Evidence, Found
+from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.core.model.provider import Target
 from glaze_pipeline.core.providers.api import ApiRequest
-from glaze_pipeline.core.waterfall import Target
 
 SNIPPETS_KEPT = 5
 # knowledgeGraph.attributes label → (catalog field, confidence)

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from glaze_pipeline.core.candidates import Attempt
-from glaze_pipeline.core.crawl_batch import BatchJob, crawl_in_child
-from glaze_pipeline.core.crawler import CrawlOptions
-from glaze_pipeline.core.crawler import Target as CrawlTarget
-from glaze_pipeline.core.extract.base import SOCIAL_FIELDS
-from glaze_pipeline.core.fetch import OverrideResolver
-from glaze_pipeline.core.fields import EntityType
-from glaze_pipeline.core.status import Status
-from glaze_pipeline.core.waterfall import Target, UrlAskingProvider
+from glaze_pipeline.core.model.candidates import Attempt
+from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.core.model.provider import Provider, Target
+from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
+from glaze_pipeline.core.web.crawler import CrawlOptions
+from glaze_pipeline.core.web.crawler import Target as CrawlTarget
+from glaze_pipeline.core.web.extract.base import SOCIAL_FIELDS
+from glaze_pipeline.core.web.fetch import OverrideResolver
 
 
-class WebsiteProvider(UrlAskingProvider):
+class WebsiteProvider(Provider):
     name = "website"
     # 2: scrapy crawl of up to 4 pages beyond the homepage, deeper extraction; 3: page text as evidence.
     # Part of the cache key.

@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from glaze_pipeline.core.tables import TableStatus, load_source_rows, set_status, table_info
+from glaze_pipeline.core.intake.tables import TableStatus, load_source_rows, set_status, table_info
 from glaze_pipeline.defs.resources import TABLES, GlazeResource
 
 

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from glaze_pipeline.core.fields import UnknownFieldError
-from glaze_pipeline.core.ingest import UploadError
-from glaze_pipeline.core.tables import TableStatus, pending_tables, set_status
-from glaze_pipeline.core.uploads import file_away, inbox_files, upload_file
+from glaze_pipeline.core.intake.ingest import UploadError
+from glaze_pipeline.core.intake.tables import TableStatus, pending_tables, set_status
+from glaze_pipeline.core.intake.uploads import file_away, inbox_files, upload_file
+from glaze_pipeline.core.model.fields import UnknownFieldError
 from glaze_pipeline.defs.resources import TABLES, GlazeResource
 
 ENRICH_TABLE_JOB = "enrich_table"

@@ -7,12 +7,12 @@ import dagster as dg
 import polars as pl
 
 from glaze_pipeline.config import load_waterfall_order
-from glaze_pipeline.core.landing import land, table_hash
-from glaze_pipeline.core.merge import merge
-from glaze_pipeline.core.status import Status
-from glaze_pipeline.core.tables import TableStatus, set_status, table_info
-from glaze_pipeline.core.validation import check_table, validate_records
-from glaze_pipeline.core.waterfall import hint_candidates
+from glaze_pipeline.core.intake.tables import TableStatus, set_status, table_info
+from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.pipeline.gaps import hint_candidates
+from glaze_pipeline.core.pipeline.merge import merge
+from glaze_pipeline.core.pipeline.validation import check_table, validate_records
+from glaze_pipeline.core.storage.landing import land, table_hash
 from glaze_pipeline.defs.providers.assets import candidates_asset_name
 from glaze_pipeline.defs.resources import TABLES, GlazeResource
 

@@ -10,9 +10,11 @@ import polars as pl
 
 from glaze_pipeline.config import load_waterfall_order
 from glaze_pipeline.core import aio
+from glaze_pipeline.core.intake.tables import table_info
+from glaze_pipeline.core.model.provider import BreakerState, LimiterMode
+from glaze_pipeline.core.pipeline.gaps import gap_targets, hint_candidates
+from glaze_pipeline.core.pipeline.stage import StageStats, run_stage
 from glaze_pipeline.core.providers.registry import build_provider
-from glaze_pipeline.core.tables import table_info
-from glaze_pipeline.core.waterfall import StageStats, gap_targets, hint_candidates, run_provider
 from glaze_pipeline.defs.resources import TABLES, GlazeResource
 
 PROGRESS_EVERY_S = 2.0
@@ -48,8 +50,8 @@ def stage_metadata(stats: StageStats, rows_in: int, price_usd: float, frame: pl.
             "http_requests": stats.requests,
             "skipped": stats.skipped or "no",
             "budget": stats.budget_note or "not reached",
-            "circuit_breaker": stats.breaker or "-",
-            "rate_limiter": stats.limiter or "-",
+            "circuit_breaker": stats.health.describe_breaker(),
+            "rate_limiter": stats.health.describe_limiter(),
         }
     return metadata
 
@@ -81,7 +83,7 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         upstream_frames = [hints, *(inputs[candidates_asset_name(u)] for u in upstream)]
         targets = gap_targets(rows, info.wanted_fields, upstream_frames, provider, settings.min_confidence)
         context.log.info(f"{provider_name}: {len(targets)} of {rows.height} entities have gaps it can fill")
-        unavailable = getattr(provider, "unavailable", None)
+        unavailable = provider.unavailable
         if unavailable and targets:
             context.log.warning(f"{provider_name}: {unavailable}; rows it would fill are marked skipped_no_key")
 
@@ -99,7 +101,7 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         spending = glaze.spending(context.run_id, context.partition_key) if provider.price_usd > 0 else None
         try:
             frame, stats = aio.run(
-                run_provider(provider, targets, cache, progress=progress, spending=spending, wanted=info.wanted_fields)
+                run_stage(provider, targets, cache, progress=progress, spending=spending, wanted=info.wanted_fields)
             )
         finally:
             if spending is not None:
@@ -108,10 +110,10 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
             context.log.warning(
                 f"{provider_name}: {stats.budget_note}; {stats.statuses['budget_exhausted']} rows budget_exhausted"
             )
-        if stats.breaker and stats.breaker.startswith("open"):
-            context.log.warning(f"{provider_name}: circuit breaker {stats.breaker}")
-        if stats.limiter and stats.limiter.startswith("local"):
-            context.log.warning(f"{provider_name}: rate limiter {stats.limiter}")
+        if stats.health.breaker == BreakerState.OPEN:
+            context.log.warning(f"{provider_name}: circuit breaker {stats.health.describe_breaker()}")
+        if stats.health.limiter == LimiterMode.LOCAL:
+            context.log.warning(f"{provider_name}: rate limiter {stats.health.describe_limiter()}")
         return dg.Output(frame, metadata=stage_metadata(stats, rows.height, provider.price_usd, frame))
 
     return _provider_asset

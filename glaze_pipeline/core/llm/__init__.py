@@ -1,1 +1,0 @@
-"""The LLM fallback: evidence, the extraction tool, grounding, prices (the provider is core/providers/llm.py)."""

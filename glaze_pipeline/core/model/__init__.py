@@ -1,0 +1,1 @@
+"""The vocabulary every layer speaks: fields, statuses, candidates, URLs, the provider contract, errors."""

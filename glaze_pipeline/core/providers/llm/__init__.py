@@ -1,0 +1,1 @@
+"""The LLM fallback: the provider, its evidence, the extraction tool and grounding, prices."""

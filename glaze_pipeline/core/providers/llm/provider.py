@@ -1,0 +1,221 @@
+"""The LLM fallback provider: Claude reads the evidence earlier stages gathered and fills only the remaining gaps.
+
+Last and dearest in the waterfall. One tool, generated from the catalog for the
+row's missing fields; a static system prompt cached across calls; evidence fenced
+as untrusted data. Above `batch_threshold` rows it uses the Message Batches API
+(half price) and remembers each batch in Postgres, so a restarted run resumes the
+batch it already paid for. The SDK retries 429/5xx itself (max_retries); this
+module never retries on top of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import anthropic
+
+from glaze_pipeline.core.model.candidates import Attempt
+from glaze_pipeline.core.model.fields import CATALOG, EntityType
+from glaze_pipeline.core.model.provider import Provider, Target
+from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.providers.llm.evidence import EvidencePack, build_evidence
+from glaze_pipeline.core.providers.llm.pricing import Usage, cost_usd
+from glaze_pipeline.core.providers.llm.tool import SYSTEM_PROMPT, TOOL_NAME, MalformedAnswer, judge_answer, tool_schema
+from glaze_pipeline.core.storage.llm_batches import BatchStore, batch_key
+
+log = logging.getLogger(__name__)
+NO_EVIDENCE = '<evidence source="none">\n(no evidence)\n</evidence>'
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    api_key: str | None = field(repr=False)  # never in logs or reprs
+    base_url: str | None
+    model: str
+    max_tokens: int = 1024
+    batch_threshold: int = 50
+    poll_interval_s: float = 30.0
+    concurrency: int = 8
+    sdk_max_retries: int = 2
+    timeout_s: float = 60.0
+
+
+class LlmProvider(Provider):
+    name = "llm"
+    version = "1"
+    fields = frozenset(CATALOG)
+    entity_types = frozenset(EntityType)
+    price_usd = 0.002  # a typical single call on the default model, for estimates only; real cost is per token
+    chunk_size = 5_000  # one batch should hold as many rows as possible
+
+    def __init__(self, settings: LlmSettings, batches: BatchStore | None) -> None:
+        self.settings = settings
+        self.batches = batches
+        # Said once in the run log and metadata; each affected row gets skipped_no_key.
+        self.unavailable = None if settings.api_key else "ANTHROPIC_API_KEY is not set: llm skipped"
+        self._client: anthropic.AsyncAnthropic | None = None
+        self._limit: asyncio.Semaphore | None = None
+        self._packs: dict[str, EvidencePack] = {}
+
+    async def __aenter__(self) -> Self:
+        if self.settings.api_key:
+            self._client = anthropic.AsyncAnthropic(
+                api_key=self.settings.api_key,
+                base_url=self.settings.base_url,
+                max_retries=self.settings.sdk_max_retries,
+                timeout=self.settings.timeout_s,
+            )
+        self._limit = asyncio.Semaphore(self.settings.concurrency)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+        self._client = None
+        self._packs.clear()
+
+    def _pack(self, target: Target) -> EvidencePack:
+        """Built once per row: the cache key needs it before the call, the call needs it again."""
+        pack = self._packs.get(target.row_key)
+        if pack is None:
+            pack = self._packs[target.row_key] = build_evidence(target.evidence, target.known)
+        return pack
+
+    def request_key(self, target: Target) -> str:
+        """Model, wanted fields and the exact evidence: change any and it is a different question."""
+        pack = self._pack(target)
+        evidence_hash = hashlib.sha256(pack.text.encode()).hexdigest()
+        return json.dumps([self.settings.model, sorted(target.missing), evidence_hash])
+
+    async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
+        if self._client is None:
+            return [Attempt(t.row_key, (), Status.SKIPPED_NO_KEY, detail=f"llm: {self.unavailable}") for t in targets]
+        if len(targets) >= self.settings.batch_threshold and self.batches is not None:
+            return await self._batch(targets)
+        return list(await asyncio.gather(*(self._single(t) for t in targets)))
+
+    # --- one request ------------------------------------------------------------------------------
+
+    def _params(self, target: Target, pack: EvidencePack) -> dict[str, Any]:
+        evidence = pack.text or NO_EVIDENCE
+        flagged = (
+            f"\nNote: {len(pack.removed)} instruction-like passage(s) were removed from this evidence."
+            if pack.removed
+            else ""
+        )
+        return {
+            "model": self.settings.model,
+            "max_tokens": self.settings.max_tokens,
+            "system": [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}],
+            "tools": [tool_schema(target.missing)],
+            "tool_choice": {"type": "tool", "name": TOOL_NAME},
+            "messages": [
+                {
+                    "role": "user",
+                    "content": f"Entity: {target.normalized_url}\nFields wanted: {', '.join(target.missing)}"
+                    f"{flagged}\n\n{evidence}",
+                }
+            ],
+        }
+
+    async def _single(self, target: Target) -> Attempt:
+        assert self._client is not None and self._limit is not None
+        pack = self._pack(target)
+        async with self._limit:
+            try:
+                message = await self._client.messages.create(**self._params(target, pack))
+            except anthropic.APIStatusError as exc:
+                return _failed(target, f"HTTP {exc.status_code} {_error_type(exc)}")
+            except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
+                return _failed(target, f"{type(exc).__name__}")
+        return self._judge(target, pack, message.model_dump(), batch=False)
+
+    def _judge(self, target: Target, pack: EvidencePack, message: dict[str, Any], *, batch: bool) -> Attempt:
+        """Turn one model message into an attempt: grounded values, or a failure status with what it cost."""
+        usage = Usage(**{k: int(v or 0) for k, v in (message.get("usage") or {}).items() if k in Usage.__annotations__})
+        cost = cost_usd(self.settings.model, usage, batch=batch)
+        now = datetime.now(UTC)
+        stop = message.get("stop_reason")
+        tokens = (
+            f"tokens in={usage.input_tokens} out={usage.output_tokens} cache_write={usage.cache_creation_input_tokens}"
+            f" cache_read={usage.cache_read_input_tokens}{' batch' if batch else ''}"
+        )
+        if stop in ("refusal", "max_tokens"):
+            return _failed(target, f"{stop} ({tokens})", cost)
+        tool_input = next((b.get("input") for b in message.get("content") or [] if b.get("type") == "tool_use"), None)
+        if tool_input is None:
+            return _failed(target, f"no tool call ({tokens})", cost)
+        try:
+            judged = judge_answer(tool_input, target.missing, pack)
+        except MalformedAnswer as exc:
+            return _failed(target, f"malformed tool input: {exc} ({tokens})", cost)
+        notes = [tokens, *judged.dropped]
+        if pack.removed:
+            notes.append(f"{len(pack.removed)} instruction-like passage(s) removed from evidence")
+        status = Status.FILLED if judged.found else Status.NOT_FOUND
+        return Attempt(target.row_key, judged.found, status, cost, fetched_at=now, detail="; ".join(notes)[:500])
+
+    # --- Message Batches ------------------------------------------------------------------------------
+
+    async def _batch(self, targets: Sequence[Target]) -> list[Attempt]:
+        """Submit (or find the batch a previous run submitted), wait for it, collect; expired items go single."""
+        assert self._client is not None and self.batches is not None
+        packs = {t.row_key: self._pack(t) for t in targets}
+        ids = {_custom_id(t.row_key): t for t in targets}
+        key = batch_key(self.settings.model, (self.request_key(t) for t in targets))
+        known = await asyncio.to_thread(self.batches.find, key)
+        if known is not None:
+            batch_id = known.batch_id
+            log.info("llm: resuming batch %s (%d rows) instead of submitting again", batch_id, len(targets))
+        else:
+            requests = [{"custom_id": cid, "params": self._params(t, packs[t.row_key])} for cid, t in ids.items()]
+            try:
+                batch = await self._client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+            except anthropic.APIError as exc:
+                return [_failed(t, f"batch submit failed: {type(exc).__name__}") for t in targets]
+            batch_id = batch.id
+            await asyncio.to_thread(self.batches.submitted, key, batch_id, self.settings.model, len(targets))
+        while True:
+            batch = await self._client.messages.batches.retrieve(batch_id)
+            if batch.processing_status == "ended":
+                break
+            await asyncio.sleep(self.settings.poll_interval_s)  # the API asks clients to poll
+        attempts: dict[str, Attempt] = {}
+        retry_single: list[Target] = []
+        async for item in await self._client.messages.batches.results(batch_id):
+            target = ids.get(item.custom_id)
+            if target is None:
+                continue
+            if item.result.type == "succeeded":
+                message = item.result.message.model_dump()
+                attempts[target.row_key] = self._judge(target, packs[target.row_key], message, batch=True)
+            else:  # expired, errored or canceled: ask again one by one
+                retry_single.append(target)
+        missing = [t for t in targets if t.row_key not in attempts and t not in retry_single]
+        retry_single.extend(missing)
+        for attempt in await asyncio.gather(*(self._single(t) for t in retry_single)):
+            attempts[attempt.row_key] = attempt
+        await asyncio.to_thread(self.batches.collected, key)
+        return [attempts[t.row_key] for t in targets]
+
+
+def _custom_id(row_key: str) -> str:
+    return f"row-{row_key}"[:64]
+
+
+def _error_type(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    return str(error.get("type", "error")) if isinstance(error, dict) else "error"
+
+
+def _failed(target: Target, reason: str, cost: float = 0.0) -> Attempt:
+    """No partial values: a failed row keeps what it cost and why, nothing else."""
+    return Attempt(target.row_key, (), Status.LLM_FAILED, cost, fetched_at=datetime.now(UTC), detail=f"llm: {reason}")

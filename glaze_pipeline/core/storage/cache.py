@@ -1,0 +1,132 @@
+"""Provider-result cache in Redis: bulk lookups and writes, TTLs, and safe degradation when Redis is down.
+
+Keys are `<prefix>cache:<provider>:<version>:<sha256 of the exact request>`, so a
+provider that changes what it returns bumps its version and never reads stale shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import redis
+
+from glaze_pipeline.core.model.candidates import Attempt, Evidence, Found
+from glaze_pipeline.core.model.status import Status
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1_000  # keys per MGET / pipeline round trip
+# Only outcomes that will not change on a retry are worth remembering.
+CACHEABLE = frozenset({Status.FILLED, Status.NOT_FOUND})
+
+
+def request_hash(request: str) -> str:
+    return hashlib.sha256(request.encode()).hexdigest()
+
+
+def encode_attempt(attempt: Attempt, cost_usd: float) -> bytes:
+    return json.dumps(
+        {
+            "found": [[f.field, f.value, f.confidence, f.evidence] for f in attempt.found],
+            "status": attempt.status.value,
+            "detail": attempt.detail,
+            "fetched_at": attempt.fetched_at.isoformat() if attempt.fetched_at else None,
+            "paid_usd": cost_usd,
+            "evidence": [[e.source_url, e.text] for e in attempt.evidence],
+        }
+    ).encode()
+
+
+def decode_attempt(row_key: str, payload: bytes) -> Attempt:
+    """A cached answer is free this time and keeps its original fetch time."""
+    data = json.loads(payload)
+    return Attempt(
+        row_key=row_key,
+        found=tuple(Found(f, v, int(c), e) for f, v, c, e in data["found"]),
+        status=Status(data["status"]),
+        cost_usd=0.0,
+        cached=True,
+        fetched_at=datetime.fromisoformat(data["fetched_at"]) if data["fetched_at"] else None,
+        detail=data.get("detail", ""),
+        evidence=tuple(Evidence(url, text) for url, text in data.get("evidence", [])),
+    )
+
+
+@dataclass
+class ProviderCache:
+    """Bulk get/put of provider answers. When Redis fails, it says so once and steps aside."""
+
+    client: redis.Redis | None
+    prefix: str = "glaze:"
+    ttl_s: int = 7 * 86_400
+    negative_ttl_s: int = 86_400
+    degraded_reason: str | None = field(default=None)
+    hits: int = 0
+    misses: int = 0
+
+    @property
+    def available(self) -> bool:
+        return self.client is not None and self.degraded_reason is None
+
+    def key(self, provider: str, version: str, request: str) -> str:
+        return f"{self.prefix}cache:{provider}:{version}:{request_hash(request)}"
+
+    def _degrade(self, exc: Exception) -> None:
+        if self.degraded_reason is None:
+            self.degraded_reason = f"Redis unavailable ({type(exc).__name__}); running without cache"
+            log.warning(self.degraded_reason)
+
+    def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        if not keys or not self.available:
+            self.misses += len(keys)
+            return {}
+        assert self.client is not None
+        found: dict[str, bytes] = {}
+        try:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                for key, value in zip(chunk, self.client.mget(chunk), strict=True):
+                    if value is not None:
+                        found[key] = value if isinstance(value, bytes) else value.encode()
+        except redis.RedisError as exc:
+            self._degrade(exc)
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        return found
+
+    def put_many(self, entries: Mapping[str, tuple[bytes, Status]] | Iterable[tuple[str, bytes, Status]]) -> int:
+        """Write answers with a TTL by outcome (misses expire sooner). Returns how many were written."""
+        items = [(k, v, s) for k, (v, s) in entries.items()] if isinstance(entries, Mapping) else list(entries)
+        items = [item for item in items if item[2] in CACHEABLE]
+        if not items or not self.available:
+            return 0
+        assert self.client is not None
+        try:
+            for start in range(0, len(items), _CHUNK):
+                pipe = self.client.pipeline(transaction=False)
+                for key, value, status in items[start : start + _CHUNK]:
+                    ttl = self.ttl_s if status == Status.FILLED else self.negative_ttl_s
+                    pipe.set(key, value, ex=ttl)
+                pipe.execute()
+        except redis.RedisError as exc:
+            self._degrade(exc)
+            return 0
+        return len(items)
+
+
+def connect_cache(url: str | None, *, prefix: str, ttl_s: int, negative_ttl_s: int) -> ProviderCache:
+    """Open the cache; an unreachable Redis gives a degraded cache, never an error."""
+    if not url:
+        return ProviderCache(None, prefix, ttl_s, negative_ttl_s, "no Redis configured; running without cache")
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    cache = ProviderCache(client, prefix, ttl_s, negative_ttl_s)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        cache._degrade(exc)
+    return cache

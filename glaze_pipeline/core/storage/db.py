@@ -1,0 +1,55 @@
+"""Postgres connections and migrations: every command that touches Postgres comes through here first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import psycopg
+import sqlalchemy
+from alembic import command
+from alembic.config import Config
+from psycopg import sql
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+_MIGRATION_LOCK = 7_311_042  # pg_advisory_lock key: one migrator at a time across processes
+
+
+def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+    return psycopg.connect(url, autocommit=autocommit)
+
+
+def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Bulk-load rows with COPY; `table` may be schema-qualified ("glaze.input_rows"). Names are ours, quoted."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(*table.split(".")), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    with conn.cursor().copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def migrate(url: str) -> None:
+    """Apply pending migrations; safe to call from many processes at once."""
+    # A creator accepts any libpq string (URL or key=value, Unix sockets included) exactly as psycopg does.
+    engine = sqlalchemy.create_engine(
+        "postgresql+psycopg://", creator=lambda: psycopg.connect(url), poolclass=sqlalchemy.pool.NullPool
+    )
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS glaze")
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def current_revision(url: str) -> str | None:
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT version_num FROM glaze.alembic_version WHERE to_regclass('glaze.alembic_version') IS NOT NULL"
+        ).fetchone()
+    return str(row[0]) if row else None

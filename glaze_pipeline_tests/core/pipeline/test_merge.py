@@ -1,0 +1,358 @@
+"""Merging candidates into wide records: who wins, agreement boosts, conflicts, hints, statuses and costs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import pytest
+
+from glaze_pipeline.core.model.candidates import CANDIDATE_SCHEMA, INPUT_SOURCE, Attempt, Found, attempts_to_frame
+from glaze_pipeline.core.model.fields import FIELD_NAMES, EntityType
+from glaze_pipeline.core.model.records import record_schema
+from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.pipeline.gaps import hint_candidates
+from glaze_pipeline.core.pipeline.merge import AGREEMENT_BOOST, merge
+
+COMPANY = EntityType.COMPANY_WEBSITE
+PERSON = EntityType.LINKEDIN_PERSON
+FETCHED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+PRIORITY = ["website", "search", "linkedin", "llm"]
+
+
+def source_rows(*rows: tuple[str, EntityType], **hints: list[str | None]) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        [(key, f"{key}.example", f"https://{key}.example", entity.value) for key, entity in rows],
+        schema={"row_key": pl.String, "input_url": pl.String, "normalized_url": pl.String, "entity_type": pl.String},
+        orient="row",
+    )
+    return frame.with_columns(**{name: pl.Series(values, dtype=pl.String) for name, values in hints.items()})
+
+
+def filled(key: str, name: str, value: str, confidence: int, source: str, cost: float = 0.0) -> dict[str, Any]:
+    return {
+        "row_key": key,
+        "field": name,
+        "value": value,
+        "confidence": confidence,
+        "source": source,
+        "evidence": f"{source} evidence",
+        "cost_usd": cost,
+        "cached": False,
+        "fetched_at": FETCHED,
+        "status": Status.FILLED.value,
+        "detail": "",
+    }
+
+
+def failed(key: str, status: Status, source: str, cost: float = 0.0) -> dict[str, Any]:
+    return filled(key, "", "", 0, source, cost) | {
+        "field": None,
+        "value": None,
+        "confidence": None,
+        "evidence": None,
+        "status": status.value,
+    }
+
+
+def frame(*candidates: dict[str, Any]) -> pl.DataFrame:
+    return pl.DataFrame(list(candidates), schema=CANDIDATE_SCHEMA)
+
+
+def one(records: pl.DataFrame, key: str) -> dict[str, Any]:
+    row = records.filter(pl.col("row_key") == key).to_dicts()
+    assert len(row) == 1
+    return row[0] | {"provenance": json.loads(row[0]["provenance"])}
+
+
+# --- who wins -----------------------------------------------------------------------------------
+
+
+def test_highest_confidence_wins_and_the_loser_is_kept_as_a_conflict() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "Acme", 70, "website"),
+        filled("a", "company_name", "Acme Holdings", 90, "search"),
+    )
+    record = one(merge(rows, ["company_name"], [candidates], PRIORITY), "a")
+
+    assert record["company_name"] == "Acme Holdings"
+    provenance = record["provenance"]["company_name"]
+    assert provenance["status"] == "filled"
+    assert provenance["source"] == "search"
+    assert provenance["confidence"] == 90
+    assert provenance["evidence"] == "search evidence"
+    assert provenance["fetched_at"] == FETCHED.isoformat()
+    assert provenance["conflicts"] == [{"value": "Acme", "confidence": 70, "source": "website"}]
+
+
+def test_a_later_stage_wins_when_it_is_more_confident() -> None:
+    rows = source_rows(("a", COMPANY))
+    website = frame(filled("a", "company_industry", "Software", 60, "website"))
+    llm = frame(filled("a", "company_industry", "Robotics", 85, "llm"))
+    record = one(merge(rows, ["company_industry"], [website, llm], PRIORITY), "a")
+    assert record["company_industry"] == "Robotics"
+
+
+@pytest.mark.parametrize(
+    ("priority", "winner", "loser"),
+    [(["website", "search"], "Web Name", "Search Name"), (["search", "website"], "Search Name", "Web Name")],
+)
+def test_ties_go_to_the_provider_earlier_in_the_priority_order(priority: list[str], winner: str, loser: str) -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "Web Name", 80, "website"),
+        filled("a", "company_name", "Search Name", 80, "search"),
+    )
+    for frames in ([candidates], [candidates.reverse()]):  # the order rows arrive in must not matter
+        record = one(merge(rows, ["company_name"], frames, priority), "a")
+        assert record["company_name"] == winner
+        assert [c["value"] for c in record["provenance"]["company_name"]["conflicts"]] == [loser]
+
+
+def test_a_source_missing_from_the_priority_list_loses_ties_to_every_listed_one() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "Unlisted", 80, "mystery"),
+        filled("a", "company_name", "Listed Last", 80, "llm"),
+    )
+    assert one(merge(rows, ["company_name"], [candidates], PRIORITY), "a")["company_name"] == "Listed Last"
+
+
+# --- agreement ----------------------------------------------------------------------------------
+
+
+def test_two_sources_agreeing_case_insensitively_add_the_boost() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "acme corp", 70, "website"),
+        filled("a", "company_name", "ACME Corp", 75, "search"),
+    )
+    provenance = one(merge(rows, ["company_name"], [candidates], PRIORITY), "a")["provenance"]["company_name"]
+
+    assert provenance["confidence"] == 75 + AGREEMENT_BOOST
+    assert sorted(provenance["agreeing_sources"]) == ["search", "website"]
+    assert provenance["source"] == "search"  # the most confident of the agreeing sources speaks for them
+    assert provenance["conflicts"] == []
+
+
+def test_agreement_can_outvote_a_single_more_confident_source() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_city", "Berlin", 80, "website"),
+        filled("a", "company_city", "berlin", 80, "search"),
+        filled("a", "company_city", "Munich", 85, "llm"),
+    )
+    record = one(merge(rows, ["company_city"], [candidates], PRIORITY), "a")
+    assert record["company_city"] == "Berlin"
+    assert record["provenance"]["company_city"]["confidence"] == 80 + AGREEMENT_BOOST
+    assert record["provenance"]["company_city"]["conflicts"] == [{"value": "Munich", "confidence": 85, "source": "llm"}]
+
+
+def test_boost_is_capped_at_100() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "Acme", 95, "website"),
+        filled("a", "company_name", "Acme", 96, "search"),
+        filled("a", "company_name", "Acme", 97, "linkedin"),
+    )
+    provenance = one(merge(rows, ["company_name"], [candidates], PRIORITY), "a")["provenance"]["company_name"]
+    assert provenance["confidence"] == 100
+
+
+def test_each_extra_source_adds_one_boost() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "Acme", 50, "website"),
+        filled("a", "company_name", "Acme", 50, "search"),
+        filled("a", "company_name", "Acme", 50, "llm"),
+    )
+    provenance = one(merge(rows, ["company_name"], [candidates], PRIORITY), "a")["provenance"]["company_name"]
+    assert provenance["confidence"] == 50 + 2 * AGREEMENT_BOOST
+
+
+def test_one_source_repeating_itself_is_not_agreement() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "Acme", 70, "website"),
+        filled("a", "company_name", "ACME", 70, "website") | {"cached": True},
+    )
+    provenance = one(merge(rows, ["company_name"], [candidates], PRIORITY), "a")["provenance"]["company_name"]
+    assert provenance["confidence"] == 70
+
+
+# --- input hints --------------------------------------------------------------------------------
+
+
+def test_input_hints_win_and_are_never_overwritten() -> None:
+    rows = source_rows(("a", COMPANY), ("b", COMPANY), company_name=["Hint Name", None])
+    hints = hint_candidates(rows, ["company_name"], FETCHED)
+    providers = frame(
+        # Even a certain provider with agreement (capped at 100) only ties the hint, and the hint wins ties.
+        filled("a", "company_name", "Provider Name", 100, "website"),
+        filled("a", "company_name", "Provider Name", 99, "search"),
+        filled("b", "company_name", "Provider Name", 60, "website"),
+    )
+    for frames in ([hints, providers], [providers, hints]):
+        records = merge(rows, ["company_name"], frames, PRIORITY)
+        hinted = one(records, "a")
+        assert hinted["company_name"] == "Hint Name"
+        assert hinted["provenance"]["company_name"]["source"] == INPUT_SOURCE
+        assert hinted["provenance"]["company_name"]["confidence"] == 100
+        assert [c["value"] for c in hinted["provenance"]["company_name"]["conflicts"]] == ["Provider Name"]
+        assert one(records, "b")["company_name"] == "Provider Name"
+
+
+def test_a_provider_agreeing_with_a_hint_keeps_the_hint_as_source() -> None:
+    rows = source_rows(("a", COMPANY), company_country=["DE"])
+    hints = hint_candidates(rows, ["company_country"], FETCHED)
+    providers = frame(filled("a", "company_country", "DE", 100, "website"))
+    provenance = one(merge(rows, ["company_country"], [providers, hints], PRIORITY), "a")["provenance"]
+    assert provenance["company_country"]["source"] == INPUT_SOURCE
+    assert sorted(provenance["company_country"]["agreeing_sources"]) == [INPUT_SOURCE, "website"]
+
+
+# --- wanted fields and subjects -----------------------------------------------------------------
+
+
+def test_fields_not_wanted_stay_null_and_out_of_provenance() -> None:
+    rows = source_rows(("a", COMPANY), ("p", PERSON))
+    candidates = frame(
+        filled("a", "company_name", "Acme", 80, "website"),
+        filled("a", "company_industry", "Robots", 80, "website"),  # not wanted
+        filled("a", "person_name", "Ada Lovelace", 80, "website"),  # wanted, but a company has no person_name
+        filled("p", "company_name", "Acme", 80, "linkedin"),  # wanted, but a person row has no company_name
+        filled("p", "person_name", "Ada Lovelace", 80, "linkedin"),
+    )
+    records = merge(rows, ["company_name", "person_name"], [candidates], PRIORITY)
+
+    company, person = one(records, "a"), one(records, "p")
+    assert company["company_name"] == "Acme"
+    assert company["company_industry"] is None
+    assert company["person_name"] is None
+    assert set(company["provenance"]) == {"company_name"}
+    assert person["person_name"] == "Ada Lovelace"
+    assert person["company_name"] is None
+    assert set(person["provenance"]) == {"person_name"}
+    assert company["status"] == person["status"] == "filled"
+    filled_columns = {name for name in FIELD_NAMES if company[name] is not None}
+    assert filled_columns == {"company_name"}
+
+
+def test_output_has_the_record_schema_and_one_row_per_entity_even_without_candidates() -> None:
+    rows = source_rows(("a", COMPANY), ("b", COMPANY), ("c", PERSON))
+    candidates = frame(filled("a", "company_name", "Acme", 80, "website"))
+    records = merge(rows, ["company_name", "person_title"], [candidates], PRIORITY)
+
+    assert records.schema == pl.Schema(record_schema())
+    assert records["row_key"].to_list() == ["a", "b", "c"]
+    assert records["input_url"].to_list() == ["a.example", "b.example", "c.example"]
+    assert one(records, "b")["status"] == "not_found"
+    assert one(records, "b")["provenance"] == {"company_name": {"status": "not_found"}}
+    assert one(records, "c")["provenance"] == {"person_title": {"status": "not_found"}}
+    assert merge(rows, ["company_name"], [], PRIORITY)["status"].to_list() == ["not_found"] * 2 + ["not_wanted"]
+
+
+# --- statuses -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ([Status.NOT_FOUND, Status.BLOCKED], Status.BLOCKED),
+        ([Status.BLOCKED, Status.NOT_FOUND], Status.BLOCKED),
+        ([Status.NOT_FOUND, Status.TIMEOUT], Status.TIMEOUT),
+        ([Status.PROVIDER_ERROR, Status.RATE_LIMITED], Status.RATE_LIMITED),
+        ([Status.BLOCKED, Status.BUDGET_EXHAUSTED], Status.BUDGET_EXHAUSTED),
+        ([Status.SKIPPED_NO_KEY, Status.LLM_FAILED, Status.NOT_FOUND], Status.SKIPPED_NO_KEY),
+        ([Status.NOT_FOUND], Status.NOT_FOUND),
+    ],
+)
+def test_an_unfilled_field_reports_the_worst_failure_of_its_row(statuses: list[Status], expected: Status) -> None:
+    rows = source_rows(("a", COMPANY), ("b", COMPANY))
+    sources = ["website", "search", "llm"]
+    candidates = frame(
+        *(failed("a", status, source) for status, source in zip(statuses, sources, strict=False)),
+        filled("b", "company_name", "B", 80, "website"),
+    )
+    records = merge(rows, ["company_name", "company_email"], [candidates], PRIORITY)
+
+    a = one(records, "a")
+    attempts = dict(zip(sources, (s.value for s in statuses), strict=False))
+    assert a["provenance"]["company_name"] == {"status": expected.value, "attempts": attempts}
+    assert a["provenance"]["company_email"] == {"status": expected.value, "attempts": attempts}
+    assert a["status"] == expected.value
+    # Another row's failures never leak into this one.
+    assert one(records, "b")["provenance"]["company_email"] == {"status": "not_found"}
+
+
+def test_row_status_is_filled_when_every_wanted_field_is_and_partial_otherwise() -> None:
+    rows = source_rows(("full", COMPANY), ("part", COMPANY))
+    candidates = frame(
+        filled("full", "company_name", "Full", 80, "website"),
+        filled("full", "company_email", "a@full.example", 80, "website"),
+        filled("part", "company_name", "Part", 80, "website"),
+        failed("part", Status.BLOCKED, "search"),
+    )
+    records = merge(rows, ["company_name", "company_email"], [candidates], PRIORITY)
+
+    assert one(records, "full")["status"] == "filled"
+    part = one(records, "part")
+    assert part["status"] == "partial"
+    assert part["provenance"]["company_email"] == {"status": "blocked", "attempts": {"search": "blocked"}}
+    assert part["provenance"]["company_name"]["status"] == "filled"
+
+
+# --- cost ---------------------------------------------------------------------------------------
+
+
+def test_row_cost_sums_each_call_once_across_the_fields_it_filled() -> None:
+    rows = source_rows(("a", COMPANY), ("b", COMPANY))
+    search = attempts_to_frame(
+        [
+            Attempt(
+                "a",
+                (
+                    Found("company_name", "Acme", 80, "e"),
+                    Found("company_city", "Berlin", 80, "e"),
+                    Found("company_industry", "Robots", 80, "e"),  # not wanted, but it was paid for
+                ),
+                Status.FILLED,
+                cost_usd=0.03,
+            ),
+            Attempt("b", (), Status.NOT_FOUND, cost_usd=0.02),
+        ],
+        "search",
+    )
+    llm = attempts_to_frame(
+        [
+            Attempt(
+                "a",
+                (Found("company_name", "Acme Inc", 60, "e"), Found("company_email", "not an email", 90, "e")),
+                Status.FILLED,
+                cost_usd=0.05,
+            ),
+            Attempt("b", (Found("company_name", "Bee", 70, "e"),), Status.FILLED, cost_usd=0.05),
+        ],
+        "llm",
+    )
+    # The split is what makes sums safe: a call's shares add up to its price.
+    assert search.filter(pl.col("row_key") == "a")["cost_usd"].to_list() == pytest.approx([0.01] * 3)
+    assert llm.filter(pl.col("row_key") == "a")["cost_usd"].to_list() == pytest.approx([0.05])
+
+    records = merge(rows, ["company_name", "company_city"], [search, llm], ["search", "llm"])
+    assert one(records, "a")["cost_usd"] == pytest.approx(0.08)
+    assert one(records, "b")["cost_usd"] == pytest.approx(0.02 + 0.05)
+    paid = float(search["cost_usd"].sum()) + float(llm["cost_usd"].sum())
+    assert float(records["cost_usd"].sum()) == pytest.approx(paid)
+
+
+def test_hints_and_cached_candidates_cost_nothing() -> None:
+    rows = source_rows(("a", COMPANY), company_name=["Hint"])
+    hints = hint_candidates(rows, ["company_name"], FETCHED)
+    cached = frame(filled("a", "company_city", "Berlin", 80, "website", cost=0.0) | {"cached": True})
+    record = one(merge(rows, ["company_name", "company_city"], [hints, cached], PRIORITY), "a")
+    assert record["cost_usd"] == 0.0
+    assert record["provenance"]["company_city"]["cached"] is True

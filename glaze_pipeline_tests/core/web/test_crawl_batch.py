@@ -1,0 +1,105 @@
+"""The website provider end to end: crawl batches in a child process, one attempt with a status per row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from glaze_pipeline.core.model.candidates import Attempt
+from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.core.model.provider import Target as RowTarget
+from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.providers.website import WebsiteProvider
+from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
+from glaze_pipeline.core.web.crawler import CrawlOptions, Target
+from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver
+from glaze_pipeline_tests.helpers import RoutedSite, html
+
+ORG = """<script type="application/ld+json">{"@type": "Organization", "name": "Okay GmbH",
+"email": "info@ok.site.example"}</script>"""
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[RoutedSite]:
+    server = RoutedSite("127.0.0.1")
+    server.routes.update(
+        {
+            ("ok.site.example", "/"): lambda n: html('<a href="/impressum">Impressum</a>', ORG),
+            ("ok.site.example", "/impressum"): lambda n: html("<p>Telefon: +49 30 1234567</p>"),
+            ("empty.site.example", "/"): lambda n: html("<p>Under construction</p>"),
+            ("missing.site.example", "/"): lambda n: (404, {}, b"no"),
+            ("broken.site.example", "/"): lambda n: (500, {}, b"oops"),
+            ("shy.site.example", "/robots.txt"): lambda n: (200, {}, b"User-agent: *\nDisallow: /\n"),
+            ("shy.site.example", "/"): lambda n: html("secret", ORG),
+            ("slow.site.example", "/"): lambda n: (server.release.wait(), html("late"))[1],
+            ("big.site.example", "/"): lambda n: (200, {"Content-Type": "text/html"}, b"a" * 200_000),
+        }
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def provider(site: RoutedSite, **policy: object) -> WebsiteProvider:
+    resolver = OverrideResolver({"*.site.example": ("127.0.0.1", site.port)}, fallback=None)
+    settings = {"allowed_networks": ("127.0.0.1/32",), "timeout_s": 1.0, "max_bytes": 100_000} | policy
+    return WebsiteProvider(CrawlOptions(policy=FetchPolicy(**settings), start_delay_s=0), resolver)  # type: ignore[arg-type]
+
+
+def targets(*names: str) -> list[RowTarget]:
+    return [RowTarget(n, EntityType.COMPANY_WEBSITE, f"https://{n}.site.example", ("company_name",)) for n in names]
+
+
+def enrich(p: WebsiteProvider, rows: list[RowTarget]) -> dict[str, Attempt]:
+    async def run() -> list[Attempt]:
+        async with p:
+            return await p.enrich(rows)
+
+    return {a.row_key: a for a in asyncio.run(run())}
+
+
+def test_every_row_ends_with_its_status_and_the_batch_goes_on(site: RoutedSite) -> None:
+    rows = targets("ok", "empty", "missing", "broken", "shy", "slow", "big", "nodns")
+    rows.append(RowTarget("evil", EntityType.COMPANY_WEBSITE, "http://127.0.0.2/", ("company_name",)))
+    attempts = enrich(provider(site), rows)
+    assert {k: a.status for k, a in attempts.items()} == {
+        "ok": Status.FILLED,
+        "empty": Status.NOT_FOUND,
+        "missing": Status.NOT_FOUND,
+        "broken": Status.PROVIDER_ERROR,
+        "shy": Status.BLOCKED,
+        "slow": Status.TIMEOUT,
+        "big": Status.TOO_LARGE,
+        "nodns": Status.NOT_FOUND,
+        "evil": Status.BLOCKED,
+    }
+    found = {(f.field, f.value) for f in attempts["ok"].found}
+    assert ("company_name", "Okay GmbH") in found
+    assert ("company_phone", "+49301234567") in found  # from the Impressum page the crawler chose
+    assert "impressum" in attempts["ok"].detail
+    assert site.paths("shy.site.example") == ["/robots.txt"]
+
+
+def test_provider_runs_twice_in_one_process(site: RoutedSite) -> None:
+    p = provider(site)
+    first, second = enrich(p, targets("ok")), enrich(p, targets("ok"))
+    assert first["ok"].found == second["ok"].found and first["ok"].status == Status.FILLED
+
+
+def test_a_batch_over_its_deadline_ends_as_timeout_rows(site: RoutedSite) -> None:
+    options = CrawlOptions(policy=FetchPolicy(allowed_networks=("127.0.0.1/32",), timeout_s=30), start_delay_s=0)
+    job = BatchJob(options, resolve_overrides=f"*.site.example=127.0.0.1:{site.port}", system_dns=False, deadline_s=2)
+    results, stats = asyncio.run(crawl_in_child([Target("slow", "http://slow.site.example/")], job))
+    assert [(r.row_key, r.status) for r in results] == [("slow", Status.TIMEOUT)]
+    assert stats.exit_code is not None and stats.exit_code != 0  # the child was killed, not left behind
+
+
+def test_only_an_override_table_reaches_the_child() -> None:
+    resolver = OverrideResolver({"a.example": ("127.0.0.1", 8080)}, fallback=None)
+    p = WebsiteProvider(CrawlOptions(), resolver)
+    assert p.job.resolve_overrides == "a.example=127.0.0.1:8080"
+    assert p.job.system_dns is False
+    assert WebsiteProvider(CrawlOptions()).job.system_dns is True
