@@ -11,11 +11,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from glaze_pipeline.errors import UserFacingError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 WATERFALL_FILE = PACKAGE_DIR / "waterfall.toml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserFacingError, ValueError):
     """A setting is malformed; the message names the variable and what it expects."""
 
 

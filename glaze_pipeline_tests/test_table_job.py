@@ -246,7 +246,7 @@ def test_the_llm_spends_under_the_run_budget_and_records_its_calls_in_the_ledger
         result = defs.resolve_job_def("enrich_table").execute_in_process(
             instance=instance,
             partition_key=uploaded.table_id,
-            run_config={"resources": {"glaze": {"config": {"max_cost_usd": budget}}}},
+            run_config={"resources": {"budget": {"config": {"max_cost_usd": budget}}}},
         )
     assert result.success
     llm = result.asset_materializations_for_node("llm_candidates")[0].metadata

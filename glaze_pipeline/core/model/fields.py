@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from glaze_pipeline.errors import UserFacingError
+
 
 class EntityType(StrEnum):
     COMPANY_WEBSITE = "company_website"
@@ -287,7 +289,7 @@ CATALOG: dict[str, Field] = {
 FIELD_NAMES: tuple[str, ...] = tuple(CATALOG)
 
 
-class UnknownFieldError(ValueError):
+class UnknownFieldError(UserFacingError, ValueError):
     pass
 
 
