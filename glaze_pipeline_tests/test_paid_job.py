@@ -27,6 +27,8 @@ from glaze_pipeline.sandbox.apis import ApiSimulator, company_facts
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import write_table
 
+pytestmark = pytest.mark.slow  # runs the whole table job
+
 LINKEDIN_ONLY = ["company_employee_range", "company_specialities"]  # neither the website nor search fills these
 PRICE = 0.01
 

@@ -17,6 +17,8 @@ from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import closed_port_url, write_table
 
+pytestmark = pytest.mark.slow  # runs the whole table job
+
 EXPECTED = json.loads((DEMO_SITES / "expected.json").read_text())
 FIELDS = ["company_name", "company_email", "company_phone", "company_country", "company_linkedin"]
 
