@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02, help="simulator latency L in seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="provider concurrency C")
     parser.add_argument("--rate", type=float, default=2000.0, help="rate limit R, requests per second")
-    parser.add_argument("--burst", type=int, default=1, help="limiter burst (see core/limiter.py)")
+    parser.add_argument("--burst", type=int, default=1, help="limiter burst (see core/providers/limiter.py)")
     parser.add_argument("--home", type=Path, default=None, help="GLAZE_HOME to use (default: a temp dir)")
     args = parser.parse_args()
 

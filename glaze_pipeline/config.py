@@ -55,7 +55,7 @@ class ApiSettings:
     rate_per_s: float
     rate_per_min: float  # 0: no per-minute limit
     concurrency: int
-    burst: int  # requests that may go back to back after an idle spell (see core/limiter.py)
+    burst: int  # requests that may go back to back after an idle spell (see core/providers/limiter.py)
     timeout_s: float
 
     @property

@@ -1,6 +1,6 @@
 """The field catalog: the only place an enrichable field is defined.
 
-Everything else (pandera model, Postgres columns, CLI choices, README table)
+Everything else (pandera model, Postgres columns, CLI choices, the table in docs/fields.md)
 is generated from `CATALOG`, so adding a field is one entry here.
 """
 
