@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test test-fast lint bench dev clean
+.PHONY: setup demo test test-fast lint check-defs bench dev clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -26,6 +26,9 @@ test: setup  ## the test suite, on real PostgreSQL and Redis (embedded unless GL
 
 test-fast: setup  ## everything but the whole-job runs (marker `slow`): about a minute
 	$(VENV)/bin/pytest -m "not slow"
+
+check-defs: setup  ## the code location loads: every definition under glaze_pipeline/defs/ (dg check defs)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 
 lint: setup
 	$(VENV)/bin/ruff check glaze_pipeline glaze_pipeline_tests bench

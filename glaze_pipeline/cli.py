@@ -13,7 +13,7 @@ import click
 import psycopg
 from rich.table import Table
 
-from glaze_pipeline.config import Settings, settings
+from glaze_pipeline.config import PACKAGE_DIR, Settings, settings
 from glaze_pipeline.core.intake.export import export_frame, write_export
 from glaze_pipeline.core.intake.tables import (
     TableNotFound,
@@ -331,11 +331,12 @@ def dev(port: int) -> None:
 
     dagster_instance(s)
     console.print(f"Dagster UI on http://127.0.0.1:{port} · instance {s.dagster_home}")
-    dagster = Path(sys.executable).with_name("dagster")
-    subprocess.run(  # noqa: S603 - our own venv's dagster
-        [str(dagster), "dev", "-m", "glaze_pipeline.definitions", "-p", str(port), "-h", "127.0.0.1"],
+    dg = Path(sys.executable).with_name("dg")
+    subprocess.run(  # noqa: S603 - our own venv's dg, on this project, bound to localhost
+        [str(dg), "dev", "--port", str(port), "--host", "127.0.0.1"],
         check=False,
-        env=os.environ | {"DAGSTER_HOME": str(s.dagster_home)},
+        cwd=PACKAGE_DIR.parent,
+        env=os.environ | {"DAGSTER_HOME": str(s.dagster_home), "VIRTUAL_ENV": sys.prefix},
     )
 
 

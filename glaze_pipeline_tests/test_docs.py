@@ -28,8 +28,6 @@ DOC_FILES = [
 # once such a path exists, so the entry is removed when that branch is merged.
 COMING = {
     "docs/sql.md": "the dbt branch",
-    "glaze_pipeline/core/pipeline/runtime.py": "the house branch (one Runtime)",
-    "glaze_pipeline/terminal.py": "the house branch (CLI output shared with the demo)",
 }
 
 VARIABLE = re.compile(r"\b(?:GLAZE|ANTHROPIC)_[A-Z0-9_]*[A-Z0-9]\b")

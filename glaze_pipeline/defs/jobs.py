@@ -7,12 +7,11 @@ import dagster as dg
 from glaze_pipeline.defs.resources import TABLES
 
 ENRICH_TABLE_JOB = "enrich_table"
+WATERFALL_GROUPS = ("ingest", "providers", "merge")
 
-
-def enrich_table_job(assets: list[dg.AssetsDefinition]) -> dg.UnresolvedAssetJobDefinition:
-    return dg.define_asset_job(
-        ENRICH_TABLE_JOB,
-        selection=dg.AssetSelection.assets(*assets),
-        partitions_def=TABLES,
-        description="Enrich one uploaded table through the provider waterfall and land it in Postgres.",
-    )
+enrich_table = dg.define_asset_job(
+    ENRICH_TABLE_JOB,
+    selection=dg.AssetSelection.groups(*WATERFALL_GROUPS),
+    partitions_def=TABLES,
+    description="Enrich one uploaded table through the provider waterfall and land it in Postgres.",
+)

@@ -120,3 +120,8 @@ def resources() -> dict[str, object]:
         "progress": ProgressResource(),
         "io_manager": StageIOManager(),
     }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(resources=resources())

@@ -128,3 +128,10 @@ def land_table(
         "duration_s": round(time.monotonic() - started, 3),
         "query": f"SELECT * FROM glaze.records WHERE table_id = '{table_id}'",
     }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The merge assets and their blocking check, for the defs-folder loader."""
+    assets, checks = build_merge_assets()
+    return dg.Definitions(assets=assets, asset_checks=checks)

@@ -114,3 +114,9 @@ def log_stage_warnings(log: dg.DagsterLogManager, stats: StageStats) -> None:
 def build_provider_assets(order: Sequence[str] | None = None) -> list[dg.AssetsDefinition]:
     order = list(order or load_waterfall_order())
     return [build_provider_asset(name, order[:i]) for i, name in enumerate(order)]
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The provider assets, one per entry of waterfall.toml, for the defs-folder loader."""
+    return dg.Definitions(assets=build_provider_assets())
