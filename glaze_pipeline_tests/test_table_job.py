@@ -119,10 +119,13 @@ def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_
     assert result.success
     assert sum(demo_site.hits.values()) == 0
     records = _records(conn, uploaded.table_id)
-    # The summary names the most actionable reason (a missing key); the attempts say what each provider hit.
-    assert records["status"].to_list() == ["skipped_no_key", "skipped_no_key"]
+    # The summary names what happened to the row (a block), not a missing key that is true of every row;
+    # the attempts say what each provider hit.
+    assert records["status"].to_list() == ["blocked", "blocked"]
     for provenance in records["provenance"]:
         assert provenance["company_email"]["attempts"] == {"website": "blocked", "llm": "skipped_no_key"}
+        assert provenance["company_email"]["source"] == "website"
+        assert "which is not an allowed address" in provenance["company_email"]["reason"]
 
 
 def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, demo_site, tmp_path):
