@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,7 +27,7 @@ class Status(StrEnum):
 # The fetch path's reason for a name with no address; the merge ranks it above everything a user could
 # configure, because no key or budget helps a row whose address leads nowhere.
 DOES_NOT_RESOLVE = "does not resolve"
-_DEAD_ADDRESS_PREFIXES = ("HTTP 404", "HTTP 410")
+_DEAD_ADDRESS = (DOES_NOT_RESOLVE, "HTTP 404", "HTTP 410")
 
 # When several providers tried a field and none filled it, the field reports the most useful reason:
 # what happened to this row (a budget reached, a block, a timeout) before what is true of every row
@@ -58,9 +58,7 @@ class Outcome:
     @property
     def dead_address(self) -> bool:
         """The row's own address leads nowhere (no such host, HTTP 404/410): only a corrected URL helps."""
-        return self.status == Status.NOT_FOUND and (
-            DOES_NOT_RESOLVE in self.reason or self.reason.startswith(_DEAD_ADDRESS_PREFIXES)
-        )
+        return self.status == Status.NOT_FOUND and any(marker in self.reason for marker in _DEAD_ADDRESS)
 
 
 def _rank(outcome: Outcome) -> int:
@@ -95,3 +93,16 @@ def row_status(field_statuses: list[str]) -> Status:
     if filled:
         return Status.PARTIAL
     return worst_unfilled(set(wanted))
+
+
+def row_status_of(provenance: Iterable[Mapping[str, object]]) -> Status:
+    """A row's status from its fields' provenance: filled or partial, else the most useful reason among its
+    empty fields (a dead address before a missing key, as for a field)."""
+    entries = list(provenance)
+    status = row_status([str(e.get("status")) for e in entries])
+    if status in (Status.FILLED, Status.PARTIAL, Status.NOT_WANTED):
+        return status
+    best = most_useful(
+        Outcome(str(e.get("source") or ""), str(e.get("status")), str(e.get("reason") or "")) for e in entries
+    )
+    return Status(best.status) if best is not None else status

@@ -19,7 +19,7 @@ import polars as pl
 from glaze_pipeline.core.model.candidates import CANDIDATE_SCHEMA, EVIDENCE, INPUT_SOURCE
 from glaze_pipeline.core.model.fields import CATALOG, FIELD_NAMES, SUBJECT_OF_ENTITY, EntityType
 from glaze_pipeline.core.model.records import AUDIT_COLUMNS, RECORD_KEY_COLUMNS, record_schema
-from glaze_pipeline.core.model.status import Outcome, Status, most_useful, row_status
+from glaze_pipeline.core.model.status import Outcome, Status, most_useful, row_status_of
 
 AGREEMENT_BOOST = 10
 
@@ -137,7 +137,6 @@ def _record(
     subject = SUBJECT_OF_ENTITY[EntityType(entity_type)]
     record: dict[str, object] = dict(zip(RECORD_KEY_COLUMNS, entity, strict=True))
     provenance: dict[str, dict[str, object]] = {}
-    field_statuses: list[str] = []
     for name in FIELD_NAMES:
         record[name] = None
         if name not in wanted or CATALOG[name].subject != subject:
@@ -149,10 +148,9 @@ def _record(
         else:
             tried = [o for o in failed if fills is None or name in fills.get(o.source, ())]
             provenance[name] = unfilled(tried, NOBODY_FILLS if fills is not None else NOBODY_ANSWERED)
-        field_statuses.append(str(provenance[name]["status"]))
     record["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
     record["cost_usd"] = float(cost or 0.0)
-    record["status"] = row_status(field_statuses).value
+    record["status"] = row_status_of(provenance.values()).value
     return record
 
 
@@ -277,5 +275,5 @@ def carry_over(records: pl.DataFrame, landed: pl.DataFrame, fields: Sequence[str
             if name in old_provenance:
                 provenance[name] = old_provenance[name]
         row["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
-        row["status"] = row_status([str(p["status"]) for p in provenance.values()]).value
+        row["status"] = row_status_of(provenance.values()).value
     return pl.DataFrame(rows, schema=records.schema)

@@ -111,4 +111,3 @@ def _provider_costs(conn: psycopg.Connection, table_id: str, providers: Sequence
     spent = {name: ProviderLine(name, calls, paid, float(cost)) for name, calls, paid, cost in rows}
     ordered = [spent.pop(name, ProviderLine(name, 0, 0, 0.0)) for name in providers]
     return ordered + sorted(spent.values(), key=lambda p: p.provider)
-
