@@ -112,7 +112,7 @@ def configure(service: str, settings: Settings | None = None, *, level: int | st
     if handler is None:
         handler = _state["handler"] = _StderrHandler()
         handler.setFormatter(_formatter(redactor))
-        for old in [h for h in root.handlers if isinstance(h, logging.StreamHandler)]:
+        for old in [h for h in root.handlers if type(h) is logging.StreamHandler]:
             root.removeHandler(old)  # basicConfig's plain-text handler would print each line twice
         root.addHandler(handler)
         root.setLevel(level or logging.INFO)
