@@ -78,7 +78,8 @@ def stage_traces(home: Path, needle: str) -> list[str]:
     found = []
     for path in home.glob("stages/*/*.parquet"):
         frame = pl.read_parquet(path).select(pl.all().cast(pl.String))
-        hits = frame.select(pl.any_horizontal(pl.all().str.contains(needle, literal=True)).fill_null(False).sum()).item()
+        holds = pl.any_horizontal(pl.all().str.contains(needle, literal=True)).fill_null(False)
+        hits = frame.select(holds.sum()).item()
         if needle in path.name or hits:
             found.append(str(path))
     return found
