@@ -220,8 +220,8 @@ def dry_run_table(s: Settings, table_id: str) -> None:
         )
     out.print(table)
     total = sum(e.cost_usd for e in estimates)
-    for note in coverage_notes(s, table_id, asked_only=True).values():
-        console.print(f"[yellow]note[/] {note}")
+    for field, why in coverage_notes(s, table_id, asked_only=True).items():
+        console.print(f"[yellow]note[/] {field}: {why}")
     out.print(
         f"dry run of table {table_id}: no paid provider was called. Estimated cost at most ${total:.4f}"
         f" (budget ${s.max_cost_usd:g} per run, ${s.max_cost_per_row_usd:g} per row).\n"

@@ -84,14 +84,14 @@ def coverage_notes(s: Settings, table_id: str, *, asked_only: bool = False) -> d
     entity_types = work.rows["entity_type"].unique().to_list()
     fields = work.asked if asked_only else work.wanted
     coverage = field_coverage(configured_providers(s), fields, entity_types, set(work.hints["field"].to_list()))
-    return {c.field: c.note for c in coverage if c.note}
+    return {c.field: c.why for c in coverage if c.why}
 
 
 def coverage_before_run(s: Settings, table_id: str) -> dict[str, str]:
     """Say, before anything runs, which fields this run asks for that no configured provider can fill."""
     notes = coverage_notes(s, table_id, asked_only=True)
-    for note in notes.values():
-        console.print(f"[yellow]note[/] {note}")
+    for field, why in notes.items():
+        console.print(f"[yellow]note[/] {field}: {why}")
     return notes
 
 
@@ -117,7 +117,8 @@ def print_summary(s: Settings, table_id: str, run_id: str | None, notes: dict[st
     """The table's picture (coverage by field, cost by provider), then how to query and export it."""
     with database(s, create=False) as conn:
         info = table_info(conn, table_id)
-        report = table_report(conn, table_id, s.waterfall_order, notes)
+        prices = {p.name: p.price_usd for p in configured_providers(s)}
+        report = table_report(conn, table_id, prices, notes)
     print_report(report, info, run_id)
     out.print(f"query:  glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{table_id}'\"")
     out.print(f"export: glaze export {table_id} --format csv -o {table_id}_enriched.csv")
@@ -132,7 +133,8 @@ def print_report(report: TableReport, info: TableInfo, run_id: str | None = None
     out.print(fields)
     costs = Table("provider", "calls", "paid calls", "cost (USD)", title="cost by provider (the ledger)")
     for p in report.providers:
-        costs.add_row(p.provider, str(p.calls), str(p.paid_calls), f"{p.cost_usd:.4f}")
+        calls = "free" if p.free else str(p.calls)
+        costs.add_row(p.provider, calls, "" if p.free else str(p.paid_calls), f"{p.cost_usd:.4f}")
     costs.add_row("total", "", "", f"{report.cost_usd:.4f}")
     out.print(costs)
     rows = ", ".join(f"{status} {n}" for status, n in sorted(report.row_statuses.items()))

@@ -30,7 +30,8 @@ COMING = {
     "docs/sql.md": "the dbt branch",
 }
 
-VARIABLE = re.compile(r"\b(?:GLAZE|ANTHROPIC)_[A-Z0-9_]*[A-Z0-9]\b")
+# Ours, and the two standard ones that place the default GLAZE_HOME.
+VARIABLE = re.compile(r"\b(?:(?:GLAZE|ANTHROPIC)_[A-Z0-9_]*[A-Z0-9]|XDG_DATA_HOME|HOME)\b")
 
 
 # --- README ---------------------------------------------------------------------------------------

@@ -34,17 +34,22 @@ class FieldCoverage:
         return self.applies and not self.configured and not self.from_input
 
     @property
-    def note(self) -> str:
-        """One sentence for a field no configured provider fills, or "" for a field some provider will try."""
+    def why(self) -> str:
+        """Why no configured provider will fill the field, or "" when some provider will try it."""
         if not self.applies:
-            return f"{self.field}: describes a {CATALOG[self.field].subject}, and no row of this table is one"
+            return f"describes a {CATALOG[self.field].subject}, and no row of this table is one"
         if not self.unfillable:
             return ""
         if not self.without_key:
-            return f"{self.field}: no provider in the waterfall fills it"
+            return "no provider in the waterfall fills it"
         would = " or ".join(self.without_key)
         keys = f" (set {' or '.join(self.key_variables)})" if self.key_variables else ""
-        return f"{self.field}: no configured provider fills it; {would} would{keys}"
+        return f"no configured provider fills it; {would} would{keys}"
+
+    @property
+    def note(self) -> str:
+        """The sentence said before a run: `company_hq_location: no configured provider fills it; …`."""
+        return f"{self.field}: {self.why}" if self.why else ""
 
 
 def provider_fields(providers: Sequence[Provider]) -> dict[str, frozenset[str]]:

@@ -7,7 +7,7 @@ read it here, and the cost comes from the paid-call ledger, so every figure equa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -39,6 +39,7 @@ class ProviderLine:
     calls: int  # answered calls recorded in the ledger (paid providers only)
     paid_calls: int
     cost_usd: float
+    free: bool = False  # a free provider (the website) is not in the ledger
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,21 @@ class TableReport:
             why = "; ".join(x for x in (f.why_empty(), f.note) if x)
             lines.append(f"| `{f.field}` | {f.filled} | {f.rows} | {f.percent:.0f} | {why} |")
         lines += ["", "| provider | calls | paid calls | cost (USD) |", "|---|---:|---:|---:|"]
-        lines += [f"| {p.provider} | {p.calls} | {p.paid_calls} | {p.cost_usd:.4f} |" for p in self.providers]
+        for p in self.providers:
+            calls = "free | " if p.free else f"{p.calls} | {p.paid_calls}"
+            lines.append(f"| {p.provider} | {calls} | {p.cost_usd:.4f} |")
         lines.append(f"| **total** | | | **{self.cost_usd:.4f}** |")
         return "\n".join(lines)
 
 
 def table_report(
-    conn: psycopg.Connection, table_id: str, providers: Sequence[str], notes: dict[str, str] | None = None
+    conn: psycopg.Connection, table_id: str, providers: Mapping[str, float], notes: dict[str, str] | None = None
 ) -> TableReport:
-    """Read a table's coverage from its records' provenance and its cost from the ledger, per provider."""
+    """Read a table's coverage from its records' provenance and its cost from the ledger, per provider.
+
+    `providers` are the waterfall's, with their price per call (0: free, never in the ledger); `notes` say
+    why a field no configured provider fills stays empty.
+    """
     info = table_info(conn, table_id)
     statuses = conn.execute(
         """SELECT p.key, p.value ->> 'status', count(*) FROM glaze.records r, jsonb_each(r.provenance) p
@@ -102,12 +109,12 @@ def table_report(
     )
 
 
-def _provider_costs(conn: psycopg.Connection, table_id: str, providers: Sequence[str]) -> list[ProviderLine]:
+def _provider_costs(conn: psycopg.Connection, table_id: str, providers: Mapping[str, float]) -> list[ProviderLine]:
     rows = conn.execute(
         """SELECT provider, count(*), count(*) FILTER (WHERE cost_usd > 0), coalesce(sum(cost_usd), 0)
            FROM glaze.provider_calls WHERE table_id = %s GROUP BY provider""",
         (table_id,),
     ).fetchall()
     spent = {name: ProviderLine(name, calls, paid, float(cost)) for name, calls, paid, cost in rows}
-    ordered = [spent.pop(name, ProviderLine(name, 0, 0, 0.0)) for name in providers]
+    ordered = [spent.pop(name, ProviderLine(name, 0, 0, 0.0, free=price <= 0)) for name, price in providers.items()]
     return ordered + sorted(spent.values(), key=lambda p: p.provider)

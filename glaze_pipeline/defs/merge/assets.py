@@ -160,8 +160,8 @@ def picture(conn: psycopg.Connection, runtime: Runtime, work: TableWork) -> dict
     providers = runtime.providers()
     entity_types = work.rows["entity_type"].unique().to_list()
     coverage = field_coverage(providers, work.wanted, entity_types, set(work.hints["field"].to_list()))
-    notes = {c.field: c.note for c in coverage if c.note}
-    report = table_report(conn, work.table_id, [p.name for p in providers], notes)
+    notes = {c.field: c.why for c in coverage if c.why}
+    report = table_report(conn, work.table_id, {p.name: p.price_usd for p in providers}, notes)
     metadata: dict[str, Any] = {
         "picture": dg.MetadataValue.md(report.markdown()),
         "coverage_pct": dg.MetadataValue.float(round(report.coverage_percent, 2)),
