@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -280,6 +281,27 @@ def enrich_table(s: Settings, table_id: str, resource_config: dict[str, float] |
             set_status(conn, table_id, TableStatus.FAILED)
         raise UserError(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
     _summary(s, table_id, outcome.run_id)
+    refresh_marts_now(s)
+
+
+def refresh_marts_now(s: Settings) -> bool:
+    """Rebuild the SQL marts through Dagster in this process: without the daemon, nothing else would."""
+    from glaze_pipeline.defs.dbt.assets import BUILD_SUMMARY_PREFIX
+    from glaze_pipeline.runner import dagster_instance, refresh_marts
+
+    console.print("refreshing the SQL marts (dbt build over every landed table)…")
+    said: list[str] = []
+    outcome = refresh_marts(
+        dagster_instance(s), on_log=lambda m: said.append(m) if m.startswith(BUILD_SUMMARY_PREFIX) else None
+    )
+    if not outcome.success:
+        console.print(
+            f"[yellow]the SQL marts were not refreshed[/] (run {outcome.run_id}: {outcome.failure}); the table itself"
+            " is enriched. Details: glaze dev, then open the run"
+        )
+        return False
+    out.print(f'marts refreshed ({said[-1] if said else "dbt build"}): glaze sql "SELECT * FROM glaze_marts.companies"')
+    return True
 
 
 def _summary(s: Settings, table_id: str, run_id: str) -> None:
@@ -389,8 +411,16 @@ def print_rows(columns: list[str], rows: list[tuple[object, ...]], limit: int = 
 @click.argument("query")
 @click.option("--duckdb", "use_duckdb", is_flag=True, help="Query the Parquet stage files with DuckDB instead.")
 @click.option("--limit", default=200, show_default=True, help="Rows to print.")
-def sql_cmd(query: str, use_duckdb: bool, limit: int) -> None:
-    """Run read-only SQL against the enriched tables (schema glaze) and print the result."""
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every row of the result to this .csv or .parquet file instead of printing it.",
+)
+def sql_cmd(query: str, use_duckdb: bool, limit: int, output: Path | None) -> None:
+    """Run read-only SQL on the enriched tables (schemas glaze, glaze_marts, glaze_staging) and print the result."""
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
+        raise UserError(f"{output}: name a .csv or .parquet file for -o")
     s = _settings()
     if use_duckdb:
         columns, rows = _duckdb_query(s, query)
@@ -404,7 +434,20 @@ def sql_cmd(query: str, use_duckdb: bool, limit: int) -> None:
                 rows = cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             raise UserError(f"SQL error: {exc}".strip()) from exc
-    print_rows(columns, rows, limit)
+    if output is None:
+        print_rows(columns, rows, limit)
+        return
+    frame = result_frame(columns, rows)
+    write_export(frame, output, output.suffix.lower().lstrip("."))
+    console.print(f"wrote {frame.height} rows × {frame.width} columns to {output}")
+
+
+def result_frame(columns: list[str], rows: list[tuple[object, ...]]) -> pl.DataFrame:
+    """A query result as a frame CSV and Parquet can hold: JSON and array values become JSON text."""
+    if len(set(columns)) != len(columns):
+        raise UserError(f"the result has two columns of the same name ({', '.join(columns)}): name each once with AS")
+    cells = [tuple(json.dumps(v, default=str) if isinstance(v, dict | list) else v for v in row) for row in rows]
+    return pl.DataFrame(cells, schema=columns, orient="row", infer_schema_length=None)
 
 
 def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object, ...]]]:
@@ -419,6 +462,24 @@ def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object
     except duckdb.Error as exc:
         raise UserError(f"SQL error: {exc}") from exc
     return [d[0] for d in result.description], result.fetchall()
+
+
+@main.command(
+    "dbt",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dbt_cmd(args: tuple[str, ...]) -> None:
+    """Run dbt on the SQL models in dbt/, connected to glaze's database (e.g. glaze dbt docs generate --static)."""
+    from glaze_pipeline.defs.dbt.definitions import DBT_EXECUTABLE
+    from glaze_pipeline.defs.dbt.project import DBT_PROJECT_DIR
+
+    s = _settings()
+    url = services.ensure_database(s)
+    db.migrate(url)
+    env = os.environ | db.libpq_environment(url)  # the profile reads PGHOST & co.: the pipeline's own database
+    result = subprocess.run([str(DBT_EXECUTABLE), *args], cwd=DBT_PROJECT_DIR, env=env, check=False)  # noqa: S603
+    sys.exit(result.returncode)
 
 
 # --- dev and demo ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from glaze_pipeline.defs.dbt.definitions import build_dbt_definitions
 from glaze_pipeline.defs.ingest.assets import source_rows
 from glaze_pipeline.defs.ingest.sensors import ENRICH_TABLE_JOB, new_tables_sensor
 from glaze_pipeline.defs.merge.assets import build_merge_assets
@@ -21,13 +22,14 @@ def build_definitions() -> dg.Definitions:
         partitions_def=TABLES,
         description="Enrich one uploaded table through the provider waterfall and land it in Postgres.",
     )
-    return dg.Definitions(
+    pipeline = dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=[enrich_table],
         sensors=[new_tables_sensor],
         resources={"glaze": GlazeResource(), "io_manager": StageIOManager()},
     )
+    return dg.Definitions.merge(pipeline, build_dbt_definitions())
 
 
 defs = build_definitions()

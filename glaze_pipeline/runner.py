@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster._core.utils import make_new_run_id
@@ -54,11 +55,31 @@ def run_table(
     resource_config: dict[str, float] | None = None,
 ) -> RunOutcome:
     """Execute `enrich_table` for one partition; `on_log` receives each run log message as it happens."""
-    from glaze_pipeline.definitions import defs
-
     assert TABLES.name is not None
     instance.add_dynamic_partitions(TABLES.name, [table_id])
-    job = defs.resolve_job_def(ENRICH_TABLE_JOB)
+    run_config = {"resources": {"glaze": {"config": resource_config or {}}}}  # CLI budgets override GLAZE_MAX_COST_*
+    return _run_job(ENRICH_TABLE_JOB, instance, table_id, run_config, on_log, poll_s)
+
+
+def refresh_marts(instance: dg.DagsterInstance, *, on_log: OnLog | None = None, poll_s: float = 0.3) -> RunOutcome:
+    """Execute `refresh_marts` (dbt build over every landed table) here, for commands that run without the daemon."""
+    from glaze_pipeline.defs.dbt.definitions import REFRESH_MARTS_JOB
+
+    return _run_job(REFRESH_MARTS_JOB, instance, None, {}, on_log, poll_s)
+
+
+def _run_job(
+    job_name: str,
+    instance: dg.DagsterInstance,
+    partition_key: str | None,
+    run_config: dict[str, Any],
+    on_log: OnLog | None,
+    poll_s: float,
+) -> RunOutcome:
+    """Execute a job of the code location in this process, on `instance`, passing its log messages to `on_log`."""
+    from glaze_pipeline.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
     run_id = make_new_run_id()
     outcome: dict[str, object] = {}
 
@@ -66,16 +87,12 @@ def run_table(
         try:
             result = job.execute_in_process(
                 instance=instance,
-                partition_key=table_id,
+                partition_key=partition_key,
                 run_id=run_id,
                 raise_on_error=False,
                 tags={"glaze/launched_by": "cli"},
                 # The terminal shows progress from `on_log`; the full log is in the instance (UI).
-                run_config={
-                    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-                    # Budgets given on the command line override the GLAZE_MAX_COST_* defaults.
-                    "resources": {"glaze": {"config": resource_config or {}}},
-                },
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}} | run_config,
             )
             outcome["success"] = result.success
             if not result.success:
@@ -85,7 +102,7 @@ def run_table(
             outcome["success"] = False
             outcome["failure"] = f"{type(exc).__name__}: {exc}"
 
-    worker = threading.Thread(target=execute, name=f"glaze-run-{table_id}")
+    worker = threading.Thread(target=execute, name=f"glaze-run-{partition_key or job_name}")
     worker.start()
     seen = 0
     while True:

@@ -15,6 +15,7 @@ from glaze_pipeline.core.model.provider import BreakerState, LimiterMode
 from glaze_pipeline.core.pipeline.gaps import gap_targets, hint_candidates
 from glaze_pipeline.core.pipeline.stage import StageStats, run_stage
 from glaze_pipeline.core.providers.registry import build_provider
+from glaze_pipeline.core.storage.ledger import record_stage
 from glaze_pipeline.defs.resources import TABLES, GlazeResource
 
 PROGRESS_EVERY_S = 2.0
@@ -106,6 +107,9 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         finally:
             if spending is not None:
                 spending.ledger.close()
+        with glaze.connection() as conn:
+            record_stage(conn, stats.summary(context.run_id, context.partition_key))
+            conn.commit()
         if stats.budget_note:
             context.log.warning(
                 f"{provider_name}: {stats.budget_note}; {stats.statuses['budget_exhausted']} rows budget_exhausted"
