@@ -192,6 +192,9 @@ def upload(file: Path, name: str | None, url_column: str | None, fields: str | N
 @click.option(
     "--dry-run", is_flag=True, help="Print how many rows each provider would be called for, and the cost; pay nothing."
 )
+@click.option(
+    "--no-marts", is_flag=True, help="Do not refresh the SQL marts afterwards (when enriching many tables in a row)."
+)
 def enrich(
     source: str,
     name: str | None,
@@ -200,6 +203,7 @@ def enrich(
     max_cost: float | None,
     max_cost_per_row: float | None,
     dry_run: bool,
+    no_marts: bool,
 ) -> None:
     """Enrich SOURCE (a file to upload, or an uploaded TABLE_ID) now, in this process, and print a summary."""
     s = _settings()
@@ -224,7 +228,7 @@ def enrich(
         dry_run_table(s, table_id)
         return
     budget = {"max_cost_usd": max_cost, "max_cost_per_row_usd": max_cost_per_row}
-    enrich_table(s, table_id, {k: v for k, v in budget.items() if v is not None})
+    enrich_table(s, table_id, {k: v for k, v in budget.items() if v is not None}, refresh_marts=not no_marts)
 
 
 def dry_run_table(s: Settings, table_id: str) -> None:
@@ -251,7 +255,9 @@ def dry_run_table(s: Settings, table_id: str) -> None:
     )
 
 
-def enrich_table(s: Settings, table_id: str, resource_config: dict[str, float] | None = None) -> None:
+def enrich_table(
+    s: Settings, table_id: str, resource_config: dict[str, float] | None = None, *, refresh_marts: bool = True
+) -> None:
     from glaze_pipeline.runner import dagster_instance, run_table
 
     instance = dagster_instance(s)
@@ -281,7 +287,8 @@ def enrich_table(s: Settings, table_id: str, resource_config: dict[str, float] |
             set_status(conn, table_id, TableStatus.FAILED)
         raise UserError(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
     _summary(s, table_id, outcome.run_id)
-    refresh_marts_now(s)
+    if refresh_marts:
+        refresh_marts_now(s)
 
 
 def refresh_marts_now(s: Settings) -> bool:
