@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -298,9 +300,17 @@ def refresh_marts_now(s: Settings) -> bool:
 
     console.print("refreshing the SQL marts (dbt build over every landed table)…")
     said: list[str] = []
-    outcome = refresh_marts(
-        dagster_instance(s), on_log=lambda m: said.append(m) if m.startswith(BUILD_SUMMARY_PREFIX) else None
-    )
+    # dagster-dbt echoes every dbt line to stdout and logs at INFO: the run log (UI) keeps them, the terminal
+    # shows the one-line summary.
+    dagster_logger = logging.getLogger("dagster")
+    propagate, dagster_logger.propagate = dagster_logger.propagate, False
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            outcome = refresh_marts(
+                dagster_instance(s), on_log=lambda m: said.append(m) if m.startswith(BUILD_SUMMARY_PREFIX) else None
+            )
+    finally:
+        dagster_logger.propagate = propagate
     if not outcome.success:
         console.print(
             f"[yellow]the SQL marts were not refreshed[/] (run {outcome.run_id}: {outcome.failure}); the table itself"
@@ -478,8 +488,7 @@ def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def dbt_cmd(args: tuple[str, ...]) -> None:
     """Run dbt on the SQL models in dbt/, connected to glaze's database (e.g. glaze dbt docs generate --static)."""
-    from glaze_pipeline.defs.dbt.definitions import DBT_EXECUTABLE
-    from glaze_pipeline.defs.dbt.project import DBT_PROJECT_DIR
+    from glaze_pipeline.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
     s = _settings()
     url = services.ensure_database(s)

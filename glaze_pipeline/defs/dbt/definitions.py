@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
-from glaze_pipeline.defs.dbt.assets import PROJECT, sql_models
+from glaze_pipeline.defs.dbt.assets import sql_models
+from glaze_pipeline.defs.dbt.project import dbt_cli
 
 REFRESH_MARTS_JOB = "refresh_marts"
-# dbt-core is a dependency of this package, so its executable sits beside this interpreter, PATH or not.
-DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
 
 
 def build_dbt_definitions() -> dg.Definitions:
@@ -24,5 +19,5 @@ def build_dbt_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[sql_models],
         jobs=[refresh_marts],
-        resources={"dbt": DbtCliResource(project_dir=PROJECT, dbt_executable=str(DBT_EXECUTABLE))},
+        resources={"dbt": dbt_cli()},
     )
