@@ -19,7 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from glaze_pipeline.core.storage import db
 from glaze_pipeline.defs.dbt.project import prepare_manifest
-from glaze_pipeline.defs.resources import GlazeResource
+from glaze_pipeline.defs.resources import RuntimeResource
 
 ONE_BUILD_AT_A_TIME = 7_311_044  # pg_advisory_lock key: dbt builds of one database never overlap
 
@@ -87,9 +87,9 @@ PROJECT = prepare_manifest()
     dagster_dbt_translator=GlazeDbtTranslator(),
     name="sql_models",
 )
-def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, glaze: GlazeResource) -> Iterator[Any]:
+def sql_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, runtime: RuntimeResource) -> Iterator[Any]:
     """`dbt build` of the selected models: staging views, marts, the ICP seed, and their data and unit tests."""
-    url = glaze.database_url  # the pipeline's database, migrated
+    url = runtime.runtime.database_url  # the pipeline's database, migrated
     with db.advisory_lock(url, ONE_BUILD_AT_A_TIME):
         with database_environment(url):
             invocation = dbt.cli(["build"], context=context)
