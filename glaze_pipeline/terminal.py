@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,10 +40,17 @@ def database(s: Settings) -> Iterator[psycopg.Connection]:
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[object]], limit: int = 200) -> None:
     table = Table(*columns)
     for row in rows[:limit]:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     out.print(table)
     if len(rows) > limit:
         out.print(f"… {len(rows) - limit} more rows")
+
+
+def _cell(value: object) -> str:
+    """A value as a user reads it; JSON columns (filled_by_source) as JSON, not Python's repr."""
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
 
 
 class RunFailed(UserFacingError):
