@@ -16,7 +16,7 @@ from glaze_pipeline.core.intake.tables import TableStatus
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.definitions import defs
 from glaze_pipeline.defs.dbt.assets import sql_models
-from glaze_pipeline.defs.dbt.definitions import REFRESH_MARTS_JOB
+from glaze_pipeline.defs.dbt.definitions import MARTS_SENSOR, REFRESH_MARTS_JOB
 from glaze_pipeline.defs.dbt.project import DBT_PROJECT_DIR
 from glaze_pipeline.sandbox.apis import ApiSimulator
 from glaze_pipeline.sandbox.sites import demo_hosts
@@ -123,6 +123,8 @@ def test_a_landed_table_refreshes_the_marts_and_dbt_build_passes(servers, conn, 
 
 
 def test_dbt_assets_hang_below_landed_records_with_tests_as_checks():
+    sensor = defs.resolve_sensor_def(MARTS_SENSOR)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # the daemon refreshes marts untouched
     graph = defs.resolve_asset_graph()
     staging = dg.AssetKey(["glaze_staging", "stg_records"])
     assert graph.get(staging).parent_keys == {dg.AssetKey("landed_records")}

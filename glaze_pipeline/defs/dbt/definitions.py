@@ -1,4 +1,5 @@
-"""The dbt domain's definitions beside its assets: a job that refreshes every mart now, and the dbt CLI resource."""
+"""The dbt domain's definitions beside its assets: the sensor that refreshes the marts after a table lands, a job
+that refreshes them now, and the dbt CLI resource."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dagster as dg
 from glaze_pipeline.defs.dbt.project import dbt_cli
 
 REFRESH_MARTS_JOB = "refresh_marts"
+MARTS_SENSOR = "refresh_marts_after_landing"
 
 
 @dg.definitions
@@ -18,4 +20,13 @@ def defs() -> dg.Definitions:
         selection=dg.AssetSelection.assets(sql_models),
         description="dbt build of every model, seed and test: the marts over all landed tables, now.",
     )
-    return dg.Definitions(jobs=[refresh_marts], resources={"dbt": dbt_cli()})
+    # Evaluates the models' automation condition (REFRESH_AFTER_LANDING). Named and on by default, so a deployment
+    # with the daemon refreshes its marts without anyone switching a sensor on in the UI.
+    after_landing = dg.AutomationConditionSensorDefinition(
+        MARTS_SENSOR,
+        target=dg.AssetSelection.assets(sql_models),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Refresh the SQL marts (one dbt build) after tables land.",
+    )
+    return dg.Definitions(jobs=[refresh_marts], sensors=[after_landing], resources={"dbt": dbt_cli()})
