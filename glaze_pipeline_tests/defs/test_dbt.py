@@ -56,6 +56,7 @@ def linkedin_api(monkeypatch: pytest.MonkeyPatch, fresh_ledger: None):
         yield sim
 
 
+@pytest.mark.slow  # runs the whole table job, then dbt build
 def test_a_landed_table_refreshes_the_marts_and_dbt_build_passes(servers, conn, demo_site, linkedin_api, tmp_path):
     hosts = demo_hosts()
     path = write_table(tmp_path / "icp_leads.csv", [f"https://{h}" for h in hosts])
@@ -134,6 +135,7 @@ def test_dbt_assets_hang_below_landed_records_with_tests_as_checks():
     assert any(name.startswith("accepted_values_stg_records_status") for name in check_names)
 
 
+@pytest.mark.slow  # loads the code location in a fresh interpreter
 def test_dg_check_defs_passes_with_the_dbt_assets_loaded():
     """What CI runs (`make check-defs`): the code location loads from defs/, the dbt manifest included."""
     dg_cli = Path(sys.executable).with_name("dg")
