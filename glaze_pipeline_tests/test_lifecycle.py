@@ -1,7 +1,8 @@
 """`glaze delete` and `glaze purge` on tables the real job enriched: afterwards, no trace anywhere.
 
-"Anywhere" is every text column of every table in schema glaze, every key and value under the test's
-Redis prefix, and every stage file; the ledger keeps its cost rows (money truth) and nothing else.
+"Anywhere" is every column of every table and view glaze and its SQL marts hold (schemas glaze,
+glaze_staging, glaze_marts), every key and value under the test's Redis prefix, and every stage file;
+the ledger keeps its cost rows (money truth) and nothing else.
 """
 
 from __future__ import annotations
@@ -49,18 +50,19 @@ def two_tables(servers, conn, fresh_cache, fresh_ledger, tmp_path, monkeypatch) 
 
 
 def traces(conn, needle: str) -> list[str]:
-    """Every glaze column whose text holds `needle`, as table.column (count)."""
+    """Every column whose text holds `needle`, as schema.table.column (count)."""
     columns = conn.execute(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'glaze'"
+        "SELECT table_schema, table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema IN ('glaze', 'glaze_staging', 'glaze_marts')"
     ).fetchall()
     found = []
-    for table, column in columns:
-        query = sql.SQL("SELECT count(*) FROM glaze.{} WHERE strpos({}::text, %s) > 0").format(
-            sql.Identifier(table), sql.Identifier(column)
+    for schema, table, column in columns:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE strpos({}::text, %s) > 0").format(
+            sql.Identifier(schema, table), sql.Identifier(column)
         )
         (n,) = conn.execute(query, (needle,)).fetchone()
         if n:
-            found.append(f"{table}.{column} ({n})")
+            found.append(f"{schema}.{table}.{column} ({n})")
     return found
 
 
@@ -101,7 +103,7 @@ def test_delete_removes_a_table_everywhere_and_keeps_what_others_share(servers, 
     keys_before = cache_keys(servers, fresh_cache)
     assert calls_before[0] > 0 and traces(conn, first)
 
-    result = CliRunner().invoke(main, ["delete", first, "--yes"])
+    result = CliRunner().invoke(main, ["delete", first, "--yes", "--no-marts"])
     assert result.exit_code == 0, result.output
     assert "glaze.records: 3" in result.output and "stage files: 6" in result.output
 
@@ -126,14 +128,17 @@ def test_purge_removes_one_company_from_every_table_the_cache_and_the_ledgers_an
     first, second = two_tables
     shared = demo_hosts()[1]
     row_key = parse_entity(f"https://{shared}").row_key
+    assert CliRunner().invoke(main, ["dbt", "build"]).exit_code == 0  # the marts hold the company too
     calls_before = ledger(conn)
     assert traces(conn, shared) and traces(conn, row_key) and redis_traces(servers, fresh_cache, shared)
+    assert [t for t in traces(conn, shared) if t.startswith("glaze_marts.")]
     (held,) = conn.execute("SELECT count(*) FROM glaze.records WHERE row_key = %s", (row_key,)).fetchone()
     assert held >= 2  # both tables of this test (and any earlier test's table with it)
 
     result = CliRunner().invoke(main, ["purge", "--entity", f"https://{shared}/", "--yes"])
     assert result.exit_code == 0, result.output
     assert f"glaze.records: {held}" in result.output and "glaze.provider_calls answers blanked: 1" in result.output
+    assert "marts refreshed" in result.output
 
     for needle in (shared, row_key):
         assert traces(conn, needle) == []

@@ -1,9 +1,9 @@
 """The one place that removes data from Postgres: a whole table (`glaze delete`), or one entity from every
 table (`glaze purge`, a person's right to erasure).
 
-The paid-call ledger is money truth, so its rows stay: what was paid, when, by which run. What a row
-stored about the entity (the answer, the URL, the row key, the request's hash) is blanked and its status
-becomes `erased`, so the ledger never serves that answer again.
+The paid-call ledger is money truth, so its rows stay: what was paid, when, by which run, with what
+outcome. What a row stored about the entity (the answer, the URL, the row key) is blanked, and its
+request hash becomes `erased:<random>`, so no lookup ever finds that answer again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-ERASED = "erased"  # ledger status of a call whose stored answer was blanked
+ERASED = "erased:"  # prefix of the request hash of a ledger row whose answer was blanked
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def paid_requests(conn: psycopg.Connection, row_keys: Sequence[str]) -> list[tup
 def delete_table(conn: psycopg.Connection, table_id: str, only_here: Sequence[str]) -> dict[str, int]:
     """Remove a table's rows everywhere; `only_here` are row keys no other table holds (their answers go too)."""
     removed = {}
-    for name in ("field_values", "rejects", "records", "input_rows"):
+    for name in ("field_values", "rejects", "records", "input_rows", "provider_stages"):
         removed[f"glaze.{name}"] = _delete(conn, name, "table_id = %s", (table_id,))
     removed["glaze.provider_calls answers blanked"] = _blank_ledger(conn, only_here)
     removed["glaze.provider_calls rows detached (cost kept)"] = conn.execute(
@@ -91,8 +91,7 @@ def _blank_ledger(conn: psycopg.Connection, row_keys: Sequence[str], urls: Seque
     """Keep what each call cost; forget what it answered and whom it was about."""
     return conn.execute(
         f"""UPDATE glaze.provider_calls
-            SET response = NULL, entity = NULL, row_key = NULL, status = '{ERASED}',
-                request_hash = '{ERASED}:' || gen_random_uuid()
+            SET response = NULL, entity = NULL, row_key = NULL, request_hash = '{ERASED}' || gen_random_uuid()
             WHERE row_key = ANY(%s) OR entity = ANY(%s)""",
         (list(row_keys), list(urls)),
     ).rowcount

@@ -2,13 +2,13 @@
 and says why the others lost; a table remembers which fields its next run asks for.
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0005
 """
 
 from alembic import op
 
 revision = "0009"
-down_revision = "0004"
+down_revision = "0005"
 
 
 def upgrade() -> None:
