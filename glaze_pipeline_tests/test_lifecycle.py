@@ -63,6 +63,7 @@ def traces(conn, needle: str) -> list[str]:
         (n,) = conn.execute(query, (needle,)).fetchone()
         if n:
             found.append(f"{schema}.{table}.{column} ({n})")
+    conn.rollback()  # read locks held open would stall dbt rebuilding the marts
     return found
 
 
@@ -93,6 +94,7 @@ def cache_keys(servers, prefix: str) -> set[str]:
 
 def ledger(conn) -> tuple[int, float]:
     n, cost = conn.execute("SELECT count(*), coalesce(sum(cost_usd), 0) FROM glaze.provider_calls").fetchone()
+    conn.rollback()
     return n, float(cost)
 
 
@@ -133,6 +135,7 @@ def test_purge_removes_one_company_from_every_table_the_cache_and_the_ledgers_an
     assert traces(conn, shared) and traces(conn, row_key) and redis_traces(servers, fresh_cache, shared)
     assert [t for t in traces(conn, shared) if t.startswith("glaze_marts.")]
     (held,) = conn.execute("SELECT count(*) FROM glaze.records WHERE row_key = %s", (row_key,)).fetchone()
+    conn.rollback()
     assert held >= 2  # both tables of this test (and any earlier test's table with it)
 
     result = CliRunner().invoke(main, ["purge", "--entity", f"https://{shared}/", "--yes"])
