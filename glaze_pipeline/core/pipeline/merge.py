@@ -206,7 +206,7 @@ def audit_trail(records: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame
     what the provider itself said about the value (an extractor's reason for ranking it lower).
     """
     found = candidates.filter(pl.col("status") == Status.FILLED.value)
-    kept = _kept_values(records)
+    kept = _kept_values(records, found["field"].unique().to_list())
     joined = found.join(kept, on=["row_key", "field"], how="left")
     value, kept_value = pl.col("value"), pl.col("kept_value")
     is_kept = (pl.col("field_status") == Status.FILLED.value) & (pl.col("source") == pl.col("kept_source"))
@@ -229,34 +229,41 @@ def audit_trail(records: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame
     return joined.with_columns(chosen=chosen.fill_null(False), reason=reason).select(AUDIT_COLUMNS)
 
 
-def _kept_values(records: pl.DataFrame) -> pl.DataFrame:
-    """Per (row, field) in a record's provenance: its status, and the value, source and confidence that landed."""
-    rows = []
-    for record in records.select("row_key", "provenance", *FIELD_NAMES).iter_rows(named=True):
-        for name, entry in json.loads(record["provenance"]).items():
-            rows.append(
-                (
-                    record["row_key"],
-                    name,
-                    entry.get("status"),
-                    record[name],
-                    entry.get("source"),
-                    entry.get("confidence"),
-                    entry.get("reason"),
-                    entry.get("rejected_value"),
-                )
-            )
+def _kept_values(records: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
+    """Per (row, field) of `fields` in a record's provenance: its status, and the value, source and confidence
+    that landed."""
     schema = {
-        "row_key": pl.String,
-        "field": pl.String,
-        "field_status": pl.String,
-        "kept_value": pl.String,
-        "kept_source": pl.String,
-        "kept_conf": pl.Int64,
-        "kept_reason": pl.String,
-        "rejected_value": pl.String,
+        "row_key": pl.String(),
+        "field": pl.String(),
+        "field_status": pl.String(),
+        "kept_value": pl.String(),
+        "kept_source": pl.String(),
+        "kept_conf": pl.Int64(),
+        "kept_reason": pl.String(),
+        "rejected_value": pl.String(),
     }
-    return pl.DataFrame(rows, schema=schema, orient="row")
+    entry = pl.Struct(
+        {name: pl.Int64 if name == "confidence" else pl.String for name in ("status", "source", "confidence", "reason")}
+        | {"rejected_value": pl.String}
+    )
+    present = [name for name in FIELD_NAMES if name in fields]
+    decoded = records.select(
+        "row_key", *present, provenance=pl.col("provenance").str.json_decode(pl.Struct({n: entry for n in present}))
+    )
+    frames = [
+        decoded.select(
+            "row_key",
+            field=pl.lit(name),
+            field_status=pl.col("provenance").struct.field(name).struct.field("status"),
+            kept_value=pl.col(name),
+            kept_source=pl.col("provenance").struct.field(name).struct.field("source"),
+            kept_conf=pl.col("provenance").struct.field(name).struct.field("confidence"),
+            kept_reason=pl.col("provenance").struct.field(name).struct.field("reason"),
+            rejected_value=pl.col("provenance").struct.field(name).struct.field("rejected_value"),
+        ).filter(pl.col("field_status").is_not_null())
+        for name in present
+    ]
+    return pl.concat(frames).cast(pl.Schema(schema)) if frames else pl.DataFrame(schema=schema)
 
 
 def carry_over(records: pl.DataFrame, landed: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
