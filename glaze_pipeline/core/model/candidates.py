@@ -44,6 +44,8 @@ class Found:
     value: str
     confidence: int
     evidence: str
+    # Why this value lost to another the same provider chose, or what it was chosen over; empty when unopposed.
+    reason: str = ""
 
 
 EVIDENCE = "evidence"  # candidate-frame status of an evidence row; not a field status
@@ -83,7 +85,8 @@ def clean_found(found: Iterable[Found]) -> list[Found]:
         spec = CATALOG.get(item.field)
         value = spec.clean(item.value) if spec else None
         if value is not None:
-            kept.append(Found(item.field, value, max(0, min(100, int(item.confidence))), item.evidence[:500]))
+            confidence = max(0, min(100, int(item.confidence)))
+            kept.append(Found(item.field, value, confidence, item.evidence[:500], item.reason[:300]))
     return kept
 
 
@@ -116,6 +119,10 @@ def attempts_to_frame(attempts: Iterable[Attempt], source: str, wanted: Collecti
                     "evidence": f.evidence,
                     "cost_usd": share,
                     "status": Status.FILLED.value,
+                    # A choice among candidates travels with each value: the audit trail says why one lost.
+                    "detail": f"{f.reason}; {attempt.detail}"
+                    if f.reason and attempt.detail
+                    else f.reason or attempt.detail,
                 }
                 for f in found
             )
