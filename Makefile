@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lint bench dev clean
+.PHONY: setup demo test test-fast lint check-defs bench dev clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -23,6 +23,12 @@ demo: setup  ## enrich the bundled fictional companies end to end and print the 
 
 test: setup  ## the test suite, on real PostgreSQL and Redis (embedded unless GLAZE_*_URL are set)
 	$(VENV)/bin/pytest
+
+test-fast: setup  ## everything but the whole-job runs (marker `slow`): about a minute
+	$(VENV)/bin/pytest -m "not slow"
+
+check-defs: setup  ## the code location loads: every definition under glaze_pipeline/defs/ (dg check defs)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
 
 lint: setup
 	$(VENV)/bin/ruff check glaze_pipeline glaze_pipeline_tests bench

@@ -62,13 +62,13 @@ def main() -> None:
     from glaze_pipeline.config import settings
     from glaze_pipeline.core.intake.tables import TableStatus
     from glaze_pipeline.core.intake.uploads import upload_file
+    from glaze_pipeline.core.pipeline.runtime import open_database
     from glaze_pipeline.core.storage import db, services
     from glaze_pipeline.runner import dagster_instance, run_table
     from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
 
     s = settings()
-    url = services.ensure_database(s)
-    db.migrate(url)
+    url = open_database(s)
     services.ensure_redis(s)
     hosts = [f"co{i:06d}.bench.example" for i in range(args.rows)]
     cold: list[float] = []

@@ -72,11 +72,11 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="glaze-bench-llm-"))
     os.environ["GLAZE_HOME"] = str(home)
     from glaze_pipeline.config import settings
-    from glaze_pipeline.core.storage import db, services
+    from glaze_pipeline.core.pipeline.runtime import open_database
+    from glaze_pipeline.core.storage import services
 
     s = settings()
-    url = services.ensure_database(s)
-    db.migrate(url)
+    url = open_database(s)
     results: dict[str, dict[str, list[float]]] = {"single": {}, "batch": {}}
     try:
         with AnthropicSimulator() as sim:

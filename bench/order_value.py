@@ -62,13 +62,12 @@ def main() -> None:
 
     from glaze_pipeline.config import settings
     from glaze_pipeline.core import aio
+    from glaze_pipeline.core.model.candidates import empty_candidates
     from glaze_pipeline.core.model.fields import EntityType
-    from glaze_pipeline.core.pipeline.gaps import gap_targets
     from glaze_pipeline.core.pipeline.merge import merge
+    from glaze_pipeline.core.pipeline.runtime import open_runtime
     from glaze_pipeline.core.pipeline.stage import run_stage
-    from glaze_pipeline.core.providers.registry import build_provider
-    from glaze_pipeline.core.storage import services
-    from glaze_pipeline.core.storage.cache import connect_cache
+    from glaze_pipeline.core.pipeline.waterfall import TableWork
     from glaze_pipeline.sandbox.apis import ApiSimulator, Knobs
     from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
 
@@ -90,22 +89,22 @@ def main() -> None:
         os.environ["GLAZE_RESOLVE"] = f"*.bench.example={site.address[0]}:{site.address[1]}"
         os.environ |= search.env() | linkedin.env()
         os.environ |= {"GLAZE_SEARCH_RATE_PER_S": "500", "GLAZE_LINKEDIN_RATE_PER_S": "500"}
-        s = settings()
-        redis_url = services.ensure_redis(s)
+        work = TableWork("bench", rows, tuple(wanted), empty_candidates())
         for order in ORDERS:
-            cache = connect_cache(
-                redis_url, prefix=f"glaze_order_{uuid.uuid4().hex[:8]}:", ttl_s=600, negative_ttl_s=600
-            )
+            # A cache of this order's own, and no ledger: every order pays for what it asks.
+            os.environ["GLAZE_REDIS_PREFIX"] = f"glaze_order_{uuid.uuid4().hex[:8]}:"
+            s = settings()
             frames: list[pl.DataFrame] = []
             cost = 0.0
             calls: dict[str, int] = {}
-            for name in order:
-                provider = build_provider(name, s, redis_url=redis_url)
-                targets = gap_targets(rows, wanted, frames, provider, s.min_confidence)
-                frame, stats = aio.run(run_stage(provider, targets, cache, wanted=wanted))
-                frames.append(frame)
-                cost += stats.cost_usd
-                calls[name] = stats.calls
+            with open_runtime(s) as runtime:
+                for name in order:
+                    provider = runtime.provider(name)
+                    targets = work.targets(provider, frames, s.min_confidence)
+                    frame, stats = aio.run(run_stage(provider, targets, runtime.cache, wanted=wanted))
+                    frames.append(frame)
+                    cost += stats.cost_usd
+                    calls[name] = stats.calls
             merged = merge(rows, wanted, frames, list(order))
             filled = int(sum(merged[f].is_not_null().sum() for f in wanted))
             results.append((" → ".join(order), filled, cost, calls))

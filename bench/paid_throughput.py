@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02, help="simulator latency L in seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="provider concurrency C")
     parser.add_argument("--rate", type=float, default=2000.0, help="rate limit R, requests per second")
-    parser.add_argument("--burst", type=int, default=1, help="limiter burst (see core/limiter.py)")
+    parser.add_argument("--burst", type=int, default=1, help="limiter burst (see core/providers/limiter.py)")
     parser.add_argument("--home", type=Path, default=None, help="GLAZE_HOME to use (default: a temp dir)")
     args = parser.parse_args()
 
@@ -72,31 +72,23 @@ def main() -> None:
     from glaze_pipeline.core import aio
     from glaze_pipeline.core.model.fields import EntityType
     from glaze_pipeline.core.model.provider import Target
-    from glaze_pipeline.core.pipeline.spending import Budget, Spending
+    from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database, open_runtime
     from glaze_pipeline.core.pipeline.stage import run_stage
-    from glaze_pipeline.core.providers.registry import build_provider
-    from glaze_pipeline.core.storage import db, services
-    from glaze_pipeline.core.storage.cache import connect_cache
-    from glaze_pipeline.core.storage.ledger import Ledger
+    from glaze_pipeline.core.storage import db
 
-    s = settings()
-    url = services.ensure_database(s)
-    db.migrate(url)
-    redis_url = services.ensure_redis(s)
+    url = open_database(settings())
     fields = ("company_name", "company_industry", "company_employee_range")
+    unlimited = BudgetLimits(1e9, 1e9)
 
     def stage(rows: list[Target], prefix: str) -> tuple[float, int, int]:
         """One stage run: (seconds, paid calls, requests the simulator saw)."""
-        cache = connect_cache(redis_url, prefix=prefix, ttl_s=3600, negative_ttl_s=600)
-        ledger = Ledger(url, run_id=uuid.uuid4().hex, table_id="bench")
-        spending = Spending(ledger, Budget(1e9, 1e9), 3600, 600)
-        before = _sim_requests(base_url)
-        started = time.perf_counter()
-        _, stats = aio.run(
-            run_stage(build_provider("linkedin", s, redis_url=redis_url), rows, cache, spending=spending, wanted=fields)
-        )
-        elapsed = time.perf_counter() - started
-        ledger.close()
+        os.environ["GLAZE_REDIS_PREFIX"] = prefix  # a cache (and limiter keys) of this repeat's own
+        with open_runtime(settings()) as runtime, runtime.spending(uuid.uuid4().hex, "bench", unlimited) as spending:
+            provider = runtime.provider("linkedin")
+            before = _sim_requests(base_url)
+            started = time.perf_counter()
+            _, stats = aio.run(run_stage(provider, rows, runtime.cache, spending=spending, wanted=fields))
+            elapsed = time.perf_counter() - started
         if stats.statuses.get("filled", 0) + stats.statuses.get("not_found", 0) != len(rows):
             raise SystemExit(f"unexpected outcomes: {dict(stats.statuses)}")
         return elapsed, stats.paid_calls, _sim_requests(base_url) - before

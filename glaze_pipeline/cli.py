@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import click
-import polars as pl
 import psycopg
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from glaze_pipeline.config import ConfigError, Settings, settings
+from glaze_pipeline.config import PACKAGE_DIR, Settings, settings
 from glaze_pipeline.core.intake.export import export_frame, write_export
-from glaze_pipeline.core.intake.ingest import UploadError
 from glaze_pipeline.core.intake.tables import (
     TableNotFound,
     TableStatus,
@@ -30,54 +24,32 @@ from glaze_pipeline.core.intake.tables import (
     table_info,
 )
 from glaze_pipeline.core.intake.uploads import Uploaded, upload_file
-from glaze_pipeline.core.model.fields import FIELD_NAMES, UnknownFieldError, parse_wanted
-from glaze_pipeline.core.storage import db, services
-
-# Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
-_WIDTH = None if Console().is_terminal else 200
-console = Console(stderr=True, width=_WIDTH)
-out = Console(width=_WIDTH)
-_PROGRESS = re.compile(r"^(\w+): (\d+)/(\d+) rows$")
-# Dagster's own step events: the terminal shows our messages and progress; the UI keeps everything.
-_DAGSTER_CHATTER = (
-    "Started",
-    "Starting",
-    "Finished",
-    "Executing",
-    "Loaded",
-    "Writing",
-    "Retrieving",
-    "Capturing",
-    "Yielded",
-    "Got input",
-    "Materialized",
-    "Handled output",
-)
+from glaze_pipeline.core.model.fields import FIELD_NAMES, parse_wanted
+from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database
+from glaze_pipeline.core.storage import services
+from glaze_pipeline.errors import UserFacingError
+from glaze_pipeline.terminal import console, database, enrich_table, out, print_rows
 
 
-class UserError(click.ClickException):
-    """An error the user can act on: printed without a traceback, exit code 2."""
+class GlazeGroup(click.Group):
+    """The CLI's edge: a user-facing error prints its sentence (exit code 2), never a traceback."""
 
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except UserFacingError as exc:
+            raise UsageProblem(str(exc)) from exc
+
+
+class UsageProblem(click.ClickException):
     exit_code = 2
 
 
-@contextmanager
-def database(s: Settings) -> Iterator[psycopg.Connection]:
-    """Every command that touches Postgres: ensure the server, apply pending migrations, connect."""
-    url = services.ensure_database(s)
-    db.migrate(url)
-    with db.connect(url) as conn:
-        yield conn
-
-
 def _settings() -> Settings:
-    try:
-        return settings()
-    except ConfigError as exc:
-        raise UserError(str(exc)) from exc
+    return settings()
 
 
-@click.group()
+@click.group(cls=GlazeGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
 def main(verbose: bool) -> None:
     """glaze-pipeline: enrich tables of company and person URLs through a provider waterfall."""
@@ -111,9 +83,8 @@ def _print_services(states: list[services.ServiceState]) -> None:
 def services_up() -> None:
     """Start the embedded servers (no-op for configured URLs) and apply migrations."""
     s = _settings()
-    states = services.services_up(s)
-    db.migrate(states[0].url or "")
-    _print_services(states)
+    open_database(s)
+    _print_services(services.services_up(s))
 
 
 @services_cmd.command("down")
@@ -139,10 +110,7 @@ def _upload(
     fields: str | None,
     status: str,
 ) -> Uploaded:
-    try:
-        uploaded = upload_file(conn, path, name=name, url_column=url_column, fields=fields, status=status)
-    except (UploadError, UnknownFieldError) as exc:
-        raise UserError(str(exc)) from exc
+    uploaded = upload_file(conn, path, name=name, url_column=url_column, fields=fields, status=status)
     c = uploaded.counts
     console.print(
         f"[bold]{path.name}[/] → table [bold cyan]{uploaded.table_id}[/] (URL column {uploaded.url_column!r}): "
@@ -211,19 +179,15 @@ def enrich(
             try:
                 table_id = table_info(conn, source).table_id
             except TableNotFound as exc:
-                raise UserError(f"{source!r} is neither a file nor an uploaded table id") from exc
+                raise UsageProblem(f"{source!r} is neither a file nor an uploaded table id") from exc
             if fields is not None:  # re-run an uploaded table for other fields
-                try:
-                    set_wanted_fields(conn, table_id, parse_wanted(fields))
-                except UnknownFieldError as exc:
-                    raise UserError(str(exc)) from exc
+                set_wanted_fields(conn, table_id, parse_wanted(fields))
             if not dry_run:
                 set_status(conn, table_id, TableStatus.RUNNING)
     if dry_run:
         dry_run_table(s, table_id)
         return
-    budget = {"max_cost_usd": max_cost, "max_cost_per_row_usd": max_cost_per_row}
-    enrich_table(s, table_id, {k: v for k, v in budget.items() if v is not None})
+    enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row))
 
 
 def dry_run_table(s: Settings, table_id: str) -> None:
@@ -248,61 +212,6 @@ def dry_run_table(s: Settings, table_id: str) -> None:
         f" (budget ${s.max_cost_usd:g} per run, ${s.max_cost_per_row_usd:g} per row).\n"
         f"run it: glaze enrich {table_id}"
     )
-
-
-def enrich_table(s: Settings, table_id: str, resource_config: dict[str, float] | None = None) -> None:
-    from glaze_pipeline.runner import dagster_instance, run_table
-
-    instance = dagster_instance(s)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def on_log(message: str) -> None:
-            match = _PROGRESS.match(message)
-            if match:
-                stage, done, total = match.group(1), int(match.group(2)), int(match.group(3))
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done, total=total)
-            elif not message.startswith(_DAGSTER_CHATTER):
-                console.log(message)
-
-        outcome = run_table(table_id, instance, on_log=on_log, resource_config=resource_config)
-    if not outcome.success:
-        with database(s) as conn:
-            set_status(conn, table_id, TableStatus.FAILED)
-        raise UserError(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
-    _summary(s, table_id, outcome.run_id)
-
-
-def _summary(s: Settings, table_id: str, run_id: str) -> None:
-    with database(s) as conn:
-        info = table_info(conn, table_id)
-        filled = conn.execute(
-            "SELECT "
-            + ", ".join(f"count({f})" for f in info.wanted_fields)
-            + ", count(*), coalesce(sum(cost_usd), 0) FROM glaze.records WHERE table_id = %s",
-            (table_id,),
-        ).fetchone()
-    assert filled is not None
-    *counts, entities, cost = filled
-    table = Table("field", "filled", "of", title=f"table {table_id} · run {run_id[:8]}")
-    for field, n in zip(info.wanted_fields, counts, strict=True):
-        table.add_row(field, str(n), str(entities))
-    out.print(table)
-    out.print(
-        f"rows in {info.rows_in} = {info.accepted} accepted + {info.rejected} rejected + "
-        f"{info.duplicates} duplicates · total cost ${float(cost):.4f}"
-    )
-    out.print(f"query:  glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{table_id}'\"")
-    out.print(f"export: glaze export {table_id} --format csv -o {table_id}.csv")
 
 
 # --- extract ---------------------------------------------------------------------------------------
@@ -365,24 +274,12 @@ def tables_cmd() -> None:
 def export(table_id: str, fmt: str, output: Path) -> None:
     """Write the user's rows (same order, duplicates included) plus enriched columns and glaze_status."""
     with database(_settings()) as conn:
-        try:
-            frame = export_frame(conn, table_info(conn, table_id))
-        except TableNotFound as exc:
-            raise UserError(str(exc)) from exc
+        frame = export_frame(conn, table_info(conn, table_id))
     write_export(frame, output, fmt)
     console.print(f"wrote {frame.height} rows × {frame.width} columns to {output}")
 
 
 # --- SQL ----------------------------------------------------------------------------------------------
-
-
-def print_rows(columns: list[str], rows: list[tuple[object, ...]], limit: int = 200) -> None:
-    table = Table(*columns)
-    for row in rows[:limit]:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
-    if len(rows) > limit:
-        out.print(f"… {len(rows) - limit} more rows")
 
 
 @main.command("sql")
@@ -395,15 +292,14 @@ def sql_cmd(query: str, use_duckdb: bool, limit: int) -> None:
     if use_duckdb:
         columns, rows = _duckdb_query(s, query)
     else:
-        url = services.ensure_database(s)
-        db.migrate(url)
+        url = open_database(s)
         try:
             with psycopg.connect(url, options="-c default_transaction_read_only=on -c statement_timeout=60000") as conn:
                 cur = conn.execute(query.encode())  # the user's own query, in a read-only transaction
                 columns = [d.name for d in cur.description or []]
                 rows = cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
-            raise UserError(f"SQL error: {exc}".strip()) from exc
+            raise UsageProblem(f"SQL error: {exc}".strip()) from exc
     print_rows(columns, rows, limit)
 
 
@@ -417,7 +313,7 @@ def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object
     try:
         result = con.execute(query)
     except duckdb.Error as exc:
-        raise UserError(f"SQL error: {exc}") from exc
+        raise UsageProblem(f"SQL error: {exc}") from exc
     return [d[0] for d in result.description], result.fetchall()
 
 
@@ -429,18 +325,18 @@ def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object
 def dev(port: int) -> None:
     """Start the servers and the Dagster UI + daemon on this project (Ctrl-C stops the UI)."""
     s = _settings()
-    url = services.ensure_database(s)
-    db.migrate(url)
+    open_database(s)
     services.ensure_redis(s)
     from glaze_pipeline.runner import dagster_instance
 
     dagster_instance(s)
     console.print(f"Dagster UI on http://127.0.0.1:{port} · instance {s.dagster_home}")
-    dagster = Path(sys.executable).with_name("dagster")
-    subprocess.run(  # noqa: S603 - our own venv's dagster
-        [str(dagster), "dev", "-m", "glaze_pipeline.definitions", "-p", str(port), "-h", "127.0.0.1"],
+    dg = Path(sys.executable).with_name("dg")
+    subprocess.run(  # noqa: S603 - our own venv's dg, on this project, bound to localhost
+        [str(dg), "dev", "--port", str(port), "--host", "127.0.0.1"],
         check=False,
-        env=os.environ | {"DAGSTER_HOME": str(s.dagster_home)},
+        cwd=PACKAGE_DIR.parent,
+        env=os.environ | {"DAGSTER_HOME": str(s.dagster_home), "VIRTUAL_ENV": sys.prefix},
     )
 
 
@@ -449,11 +345,7 @@ def demo() -> None:
     """Enrich the bundled fictional companies from a loopback website server, end to end, and show the result."""
     from glaze_pipeline.sandbox.demo import run_demo
 
-    run_demo(console, out)
-
-
-def frame_to_console(frame: pl.DataFrame, limit: int = 50) -> None:
-    print_rows(frame.columns, frame.head(limit).rows(), limit)
+    run_demo()
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from glaze_pipeline.errors import UserFacingError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 WATERFALL_FILE = PACKAGE_DIR / "waterfall.toml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserFacingError, ValueError):
     """A setting is malformed; the message names the variable and what it expects."""
 
 
@@ -53,7 +55,7 @@ class ApiSettings:
     rate_per_s: float
     rate_per_min: float  # 0: no per-minute limit
     concurrency: int
-    burst: int  # requests that may go back to back after an idle spell (see core/limiter.py)
+    burst: int  # requests that may go back to back after an idle spell (see core/providers/limiter.py)
     timeout_s: float
 
     @property

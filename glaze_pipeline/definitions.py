@@ -1,33 +1,17 @@
-"""The code location: assembles assets, checks, the table job and the sensor. Nothing here reads the environment."""
+"""The code location: every definition under `glaze_pipeline/defs/`, loaded by Dagster's defs-folder loader.
+
+Each domain folder there holds its assets, checks, sensors and jobs; nothing here reads the environment.
+"""
 
 from __future__ import annotations
 
-import dagster as dg
+from pathlib import Path
 
-from glaze_pipeline.defs.ingest.assets import source_rows
-from glaze_pipeline.defs.ingest.sensors import ENRICH_TABLE_JOB, new_tables_sensor
-from glaze_pipeline.defs.merge.assets import build_merge_assets
-from glaze_pipeline.defs.providers.assets import build_provider_assets
-from glaze_pipeline.defs.resources import TABLES, GlazeResource, StageIOManager
+import dagster as dg
 
 
 def build_definitions() -> dg.Definitions:
-    provider_assets = build_provider_assets()
-    merge_assets, checks = build_merge_assets()
-    assets = [source_rows, *provider_assets, *merge_assets]
-    enrich_table = dg.define_asset_job(
-        ENRICH_TABLE_JOB,
-        selection=dg.AssetSelection.assets(*assets),
-        partitions_def=TABLES,
-        description="Enrich one uploaded table through the provider waterfall and land it in Postgres.",
-    )
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=checks,
-        jobs=[enrich_table],
-        sensors=[new_tables_sensor],
-        resources={"glaze": GlazeResource(), "io_manager": StageIOManager()},
-    )
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parent)
 
 
 defs = build_definitions()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.utils import make_new_run_id
 
 from glaze_pipeline.config import Settings
-from glaze_pipeline.core.pipeline.estimate import StageEstimate
-from glaze_pipeline.defs.ingest.sensors import ENRICH_TABLE_JOB
-from glaze_pipeline.defs.resources import TABLES
+from glaze_pipeline.core import aio
+from glaze_pipeline.core.pipeline.estimate import StageEstimate, estimate_waterfall
+from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_runtime
+from glaze_pipeline.core.pipeline.waterfall import TableWork
+from glaze_pipeline.defs.jobs import ENRICH_TABLE_JOB
+from glaze_pipeline.defs.resources import TABLES, ProgressListener, ProgressResource
 
 _INSTANCE_YAML = """\
 # Written by glaze: local Dagster instance (SQLite storage under this folder).
@@ -22,6 +25,21 @@ _INSTANCE_YAML = """\
 telemetry:
   enabled: false
 """
+# Dagster's own step events: the terminal shows our messages and progress; the UI keeps everything.
+DAGSTER_CHATTER = (
+    "Started",
+    "Starting",
+    "Finished",
+    "Executing",
+    "Loaded",
+    "Writing",
+    "Retrieving",
+    "Capturing",
+    "Yielded",
+    "Got input",
+    "Materialized",
+    "Handled output",
+)
 
 
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
@@ -42,103 +60,79 @@ class RunOutcome:
     failure: str | None
 
 
-OnLog = Callable[[str], None]
+OnMessage = Callable[[str], None]
 
 
 def run_table(
     table_id: str,
     instance: dg.DagsterInstance,
     *,
-    on_log: OnLog | None = None,
+    limits: BudgetLimits | None = None,
+    on_progress: ProgressListener | None = None,
+    on_message: OnMessage | None = None,
     poll_s: float = 0.3,
-    resource_config: dict[str, float] | None = None,
 ) -> RunOutcome:
-    """Execute `enrich_table` for one partition; `on_log` receives each run log message as it happens."""
-    from glaze_pipeline.definitions import defs
-
+    """Execute `enrich_table` for one partition in this process; watchers hear progress and messages as they come."""
     assert TABLES.name is not None
     instance.add_dynamic_partitions(TABLES.name, [table_id])
-    job = defs.resolve_job_def(ENRICH_TABLE_JOB)
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())
     outcome: dict[str, object] = {}
-
-    def execute() -> None:
-        try:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=table_id,
-                run_id=run_id,
-                raise_on_error=False,
-                tags={"glaze/launched_by": "cli"},
-                # The terminal shows progress from `on_log`; the full log is in the instance (UI).
-                run_config={
-                    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-                    # Budgets given on the command line override the GLAZE_MAX_COST_* defaults.
-                    "resources": {"glaze": {"config": resource_config or {}}},
-                },
-            )
-            outcome["success"] = result.success
-            if not result.success:
-                failures = [e.message for e in result.all_events if e.is_failure and e.message]
-                outcome["failure"] = failures[-1] if failures else "run failed"
-        except Exception as exc:  # surfaced to the caller with the run id
-            outcome["success"] = False
-            outcome["failure"] = f"{type(exc).__name__}: {exc}"
-
-    worker = threading.Thread(target=execute, name=f"glaze-run-{table_id}")
+    worker = threading.Thread(
+        target=_execute, args=(table_id, instance, run_id, limits, on_progress, outcome), name=f"glaze-run-{table_id}"
+    )
     worker.start()
     seen = 0
     while True:
         worker.join(poll_s)
-        if on_log is not None:
+        if on_message is not None:
             records = instance.all_logs(run_id)
             for record in records[seen:]:
-                if record.user_message:
-                    on_log(record.user_message)
+                if record.user_message and not record.user_message.startswith(DAGSTER_CHATTER):
+                    on_message(record.user_message)
             seen = len(records)
         if not worker.is_alive():
             break
     return RunOutcome(run_id, bool(outcome.get("success")), outcome.get("failure"))  # type: ignore[arg-type]
 
 
+def _execute(
+    table_id: str,
+    instance: dg.DagsterInstance,
+    run_id: str,
+    limits: BudgetLimits | None,
+    on_progress: ProgressListener | None,
+    outcome: dict[str, object],
+) -> None:
+    from glaze_pipeline.definitions import defs
+
+    job = defs.resolve_job_def(ENRICH_TABLE_JOB)
+    budget = {k: v for k, v in vars(limits or BudgetLimits()).items() if v is not None}
+    try:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=table_id,
+            run_id=run_id,
+            raise_on_error=False,
+            tags={"glaze/launched_by": "cli"},
+            # The terminal shows progress and our messages; the full log is in the instance (UI).
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                "resources": {"budget": {"config": budget}},
+            },
+            resources={"progress": ProgressResource.listening(on_progress)} if on_progress else None,
+        )
+        outcome["success"] = result.success
+        if not result.success:
+            failures = [e.message for e in result.all_events if e.is_failure and e.message]
+            outcome["failure"] = failures[-1] if failures else "run failed"
+    except Exception as exc:  # surfaced to the caller with the run id
+        outcome["success"] = False
+        outcome["failure"] = f"{type(exc).__name__}: {exc}"
+
+
 def estimate_table(settings: Settings, table_id: str) -> list[StageEstimate]:
     """The dry run: free providers run, paid ones are only looked up in the cache and the ledger."""
-    from datetime import UTC
-
-    from glaze_pipeline.core import aio
-    from glaze_pipeline.core.intake.tables import load_source_rows, table_info
-    from glaze_pipeline.core.pipeline.estimate import estimate_waterfall
-    from glaze_pipeline.core.pipeline.gaps import hint_candidates
-    from glaze_pipeline.core.providers.registry import build_provider
-    from glaze_pipeline.core.storage import db, services
-    from glaze_pipeline.core.storage.cache import connect_cache
-    from glaze_pipeline.core.storage.ledger import Ledger
-
-    url = services.ensure_database(settings)
-    with db.connect(url) as conn:
-        info = table_info(conn, table_id)
-        rows = load_source_rows(conn, info)
-    try:
-        redis_url: str | None = services.ensure_redis(settings)
-    except services.ServiceError:
-        redis_url = None
-    s = settings
-    cache = connect_cache(redis_url, prefix=s.redis_prefix, ttl_s=s.cache_ttl_s, negative_ttl_s=s.negative_cache_ttl_s)
-    providers = [build_provider(name, s, redis_url=redis_url, database_url=url) for name in s.waterfall_order]
-    ledger = Ledger(url, run_id="dry-run", table_id=table_id)
-    try:
-        return aio.run(
-            estimate_waterfall(
-                rows,
-                info.wanted_fields,
-                hint_candidates(rows, info.hint_fields, info.created_at.astimezone(UTC)),
-                providers,
-                cache,
-                ledger,
-                min_confidence=s.min_confidence,
-                ttl_s=s.cache_ttl_s,
-                negative_ttl_s=s.negative_cache_ttl_s,
-            )
-        )
-    finally:
-        ledger.close()
+    with open_runtime(settings) as runtime:
+        with runtime.connection() as conn:
+            work = TableWork.load(conn, table_id)
+        return aio.run(estimate_waterfall(runtime, work))

@@ -33,6 +33,13 @@ PAID_API_VARIABLES = (
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the servers is an integration test; say so, so `-m "not integration"` can leave it out."""
+    for item in items:
+        if "servers" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @dataclass(frozen=True)
 class TestServers:
     home: Path

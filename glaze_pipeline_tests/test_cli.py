@@ -34,6 +34,7 @@ def test_upload_reports_counts_and_a_clear_error_for_bad_files(runner, tmp_path)
     assert "unknown field(s): company_nmae" in unknown.output
 
 
+@pytest.mark.slow
 def test_enrich_then_export_gives_the_users_table_back(runner, tmp_path, monkeypatch):
     hosts = demo_hosts()[:3]
     urls = [f"https://{h}" for h in hosts] + [f"https://{hosts[0]}"]
@@ -74,6 +75,7 @@ def test_unknown_table_is_a_clear_error(runner, tmp_path):
     assert "no table 'no_such_table'" in result.output
 
 
+@pytest.mark.slow
 def test_enrich_an_uploaded_table_again_for_other_fields(runner, tmp_path, monkeypatch):
     host = demo_hosts()[0]
     source = write_table(tmp_path / "rerun_me.csv", [f"https://{host}"])

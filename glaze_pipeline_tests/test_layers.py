@@ -19,7 +19,16 @@ CORE_LAYERS: dict[str, set[str]] = {
     "core.web": {"errors", "config", "core.model"},
     "core.intake": {"errors", "config", "core.model", "core.storage"},
     "core.providers": {"errors", "config", "core.aio", "core.model", "core.storage", "core.web"},
-    "core.pipeline": {"errors", "config", "core.aio", "core.model", "core.storage", "core.web", "core.intake", "core.providers"},
+    "core.pipeline": {
+        "errors",
+        "config",
+        "core.aio",
+        "core.model",
+        "core.storage",
+        "core.web",
+        "core.intake",
+        "core.providers",
+    },
     "core.aio": set(),
 }
 SHELL_ONLY = ("defs", "definitions", "cli", "terminal", "runner", "api", "sandbox")
@@ -79,10 +88,7 @@ def test_core_modules_import_only_their_own_layer_and_the_ones_below(name: str) 
 def test_the_core_imports_no_dagster_and_nothing_of_the_shell(name: str) -> None:
     tree = ast.parse(MODULES[name].read_text())
     third_party = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
     } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not third_party & {"dagster", "dagster_postgres", "dagster_dbt", "dagster_celery"}
     assert not {i for i in imports_of(MODULES[name]) if i.split(".")[0] in SHELL_ONLY}

@@ -19,12 +19,15 @@ from glaze_pipeline.cli import main
 from glaze_pipeline.config import settings
 from glaze_pipeline.core.intake.tables import TableStatus, table_info
 from glaze_pipeline.core.intake.uploads import upload_file
+from glaze_pipeline.core.pipeline import waterfall
 from glaze_pipeline.definitions import build_definitions, defs
 from glaze_pipeline.defs.providers import assets as provider_assets
 from glaze_pipeline.runner import estimate_table
 from glaze_pipeline.sandbox.apis import ApiSimulator, company_facts
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import write_table
+
+pytestmark = pytest.mark.slow  # runs the whole table job
 
 LINKEDIN_ONLY = ["company_employee_range", "company_specialities"]  # neither the website nor search fills these
 PRICE = 0.01
@@ -69,7 +72,7 @@ def run(
     instance = instance or dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tables", [table_id])
     job = job or defs.resolve_job_def("enrich_table")
-    config = {"resources": {"glaze": {"config": budget}}} if budget else None
+    config = {"resources": {"budget": {"config": budget}}} if budget else None
     return job.execute_in_process(instance=instance, partition_key=table_id, run_config=config)
 
 
@@ -154,7 +157,7 @@ def test_a_step_retry_does_not_pay_again_for_rows_already_answered(servers, conn
     linkedin, _ = sims
     rows = 40
     table_id = upload(conn, linkedin_table(tmp_path, "retry", rows), LINKEDIN_ONLY)
-    real = provider_assets.run_stage
+    real = waterfall.run_stage
     crashed: list[int] = []
 
     async def crash_once(provider, targets, cache, **kwargs):
@@ -168,7 +171,7 @@ def test_a_step_retry_does_not_pay_again_for_rows_already_answered(servers, conn
             kwargs["progress"] = lost_worker
         return await real(provider, targets, cache, **kwargs)
 
-    monkeypatch.setattr(provider_assets, "run_stage", crash_once)
+    monkeypatch.setattr(waterfall, "run_stage", crash_once)
     monkeypatch.setattr(provider_assets, "STEP_RETRY", dg.RetryPolicy(max_retries=2, delay=0.05))
     result = run(table_id, build_definitions().resolve_job_def("enrich_table"))
     assert result.success and crashed

@@ -17,6 +17,8 @@ from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import closed_port_url, write_table
 
+pytestmark = pytest.mark.slow  # runs the whole table job
+
 EXPECTED = json.loads((DEMO_SITES / "expected.json").read_text())
 FIELDS = ["company_name", "company_email", "company_phone", "company_country", "company_linkedin"]
 
@@ -246,7 +248,7 @@ def test_the_llm_spends_under_the_run_budget_and_records_its_calls_in_the_ledger
         result = defs.resolve_job_def("enrich_table").execute_in_process(
             instance=instance,
             partition_key=uploaded.table_id,
-            run_config={"resources": {"glaze": {"config": {"max_cost_usd": budget}}}},
+            run_config={"resources": {"budget": {"config": {"max_cost_usd": budget}}}},
         )
     assert result.success
     llm = result.asset_materializations_for_node("llm_candidates")[0].metadata

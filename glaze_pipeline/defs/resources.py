@@ -1,87 +1,91 @@
-"""Dagster resources: configuration read once per run, Postgres connections, the cache, and stage files."""
+"""Dagster resources, one concern each: the run's runtime, its budget, progress reporting, and stage files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import psycopg
 from pydantic import PrivateAttr
 
-from glaze_pipeline.config import Settings, settings
-from glaze_pipeline.core.pipeline.spending import Budget, Spending
-from glaze_pipeline.core.storage import db, services
-from glaze_pipeline.core.storage.cache import ProviderCache, connect_cache
-from glaze_pipeline.core.storage.ledger import Ledger
+from glaze_pipeline.config import settings
+from glaze_pipeline.core.pipeline.runtime import BudgetLimits, Runtime, connect_runtime
 
 TABLES = dg.DynamicPartitionsDefinition(name="tables")
+PROGRESS_EVERY_S = 2.0
+
+StageProgress = Callable[[int, int], None]  # (done, total)
+ProgressListener = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-class GlazeResource(dg.ConfigurableResource):
-    """Everything a run needs from the environment: settings, Postgres (migrated) and the Redis cache.
+class RuntimeResource(dg.ConfigurableResource):
+    """What a run needs from the environment, opened per run by `core.pipeline.runtime` and closed after it.
 
-    Values come from GLAZE_* variables when the resource is first used, never at import.
-    The budgets default to GLAZE_MAX_COST_USD / GLAZE_MAX_COST_PER_ROW_USD; run config overrides them
-    (`resources: {glaze: {config: {max_cost_usd: 5}}}`, which `glaze enrich --max-cost` sets).
+    Configuration is read when the run starts, never at import, so a long-lived code server sees
+    changes between runs.
+    """
+
+    _runtime: Runtime | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._runtime = connect_runtime(settings())
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:  # used outside a run (a direct call in a test): open lazily
+            self._runtime = connect_runtime(settings())
+        return self._runtime
+
+
+class BudgetResource(dg.ConfigurableResource):
+    """A run's spending limits; unset means GLAZE_MAX_COST_USD / GLAZE_MAX_COST_PER_ROW_USD.
+
+    Run config overrides them (`resources: {budget: {config: {max_cost_usd: 5}}}`), which
+    `glaze enrich --max-cost` sets.
     """
 
     max_cost_usd: float | None = None
     max_cost_per_row_usd: float | None = None
 
-    _settings: Settings | None = PrivateAttr(default=None)
-    _database_url: str | None = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # Fresh per run: a long-lived code server must see configuration changes between runs.
-        self._settings = settings()
-        self._database_url = None
-
     @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = settings()
-        return self._settings
+    def limits(self) -> BudgetLimits:
+        return BudgetLimits(self.max_cost_usd, self.max_cost_per_row_usd)
 
-    @property
-    def database_url(self) -> str:
-        if self._database_url is None:
-            url = services.ensure_database(self.settings)
-            db.migrate(url)
-            self._database_url = url
-        return self._database_url
 
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        with db.connect(self.database_url) as conn:
-            yield conn
+class ProgressResource(dg.ConfigurableResource):
+    """Progress of long stages: a line in the run log every few seconds, and a listener when one is attached.
 
-    def redis_url(self) -> str | None:
-        try:
-            return services.ensure_redis(self.settings)
-        except services.ServiceError:
-            return None  # the cache and the limiter degrade; the ledger still prevents paying twice
+    `glaze enrich` runs the job in its own process and attaches a listener that draws progress bars.
+    """
 
-    def cache(self) -> ProviderCache:
-        s = self.settings
-        return connect_cache(
-            self.redis_url(), prefix=s.redis_prefix, ttl_s=s.cache_ttl_s, negative_ttl_s=s.negative_cache_ttl_s
-        )
+    _listener: ProgressListener | None = PrivateAttr(default=None)
 
-    def spending(self, run_id: str, table_id: str) -> Spending:
-        """The ledger and this run's budget, with what the run already paid (earlier stages, step retries)."""
-        s = self.settings
-        ledger = Ledger(self.database_url, run_id=run_id, table_id=table_id)
-        spent, by_row = ledger.spent()
-        budget = Budget(
-            self.max_cost_usd if self.max_cost_usd is not None else s.max_cost_usd,
-            self.max_cost_per_row_usd if self.max_cost_per_row_usd is not None else s.max_cost_per_row_usd,
-            spent,
-            by_row,
-        )
-        return Spending(ledger, budget, s.cache_ttl_s, s.negative_cache_ttl_s)
+    @classmethod
+    def listening(cls, listener: ProgressListener) -> ProgressResource:
+        resource = cls()
+        resource._listener = listener
+        return resource
+
+    def for_stage(self, log: dg.DagsterLogManager, stage: str) -> StageProgress:
+        last = [0.0]
+        listener = self._listener
+
+        def report(done: int, total: int) -> None:
+            if listener is not None:
+                listener(stage, done, total)
+            now = time.monotonic()
+            if done == total or now - last[0] >= PROGRESS_EVERY_S:
+                last[0] = now
+                log.info(f"{stage}: {done}/{total} rows")
+
+        return report
 
 
 class StageIOManager(dg.ConfigurableIOManager):
@@ -106,3 +110,18 @@ class StageIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         path = self._path(context.asset_key, context.partition_key if context.has_partition_key else None)
         return pl.read_parquet(path)
+
+
+def resources() -> dict[str, object]:
+    """Every resource the code location binds; tests and the CLI override single entries."""
+    return {
+        "runtime": RuntimeResource(),
+        "budget": BudgetResource(),
+        "progress": ProgressResource(),
+        "io_manager": StageIOManager(),
+    }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(resources=resources())

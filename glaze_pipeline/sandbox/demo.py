@@ -10,12 +10,13 @@ import os
 import shutil
 from pathlib import Path
 
-from rich.console import Console
-
 from glaze_pipeline.config import settings
+from glaze_pipeline.core.intake.tables import TableStatus
+from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.apis import ApiSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
+from glaze_pipeline.terminal import console, database, enrich_table, out, print_rows
 
 DEMO_FIELDS = [
     "company_name",
@@ -53,11 +54,7 @@ def write_demo_table(path: Path, hosts: list[str]) -> Path:
     return path
 
 
-def run_demo(console: Console, out: Console) -> None:
-    from glaze_pipeline.cli import database, enrich_table, print_rows
-    from glaze_pipeline.core.intake.tables import TableStatus
-    from glaze_pipeline.core.intake.uploads import upload_file
-
+def run_demo() -> None:
     hosts = demo_hosts()
     with (
         SiteServer(directory_pages(DEMO_SITES)) as site,

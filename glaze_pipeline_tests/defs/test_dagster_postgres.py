@@ -17,6 +17,8 @@ from glaze_pipeline.definitions import defs
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import write_table
 
+pytestmark = pytest.mark.slow  # runs the whole table job
+
 PRODUCTION_INSTANCE = Path(__file__).resolve().parents[2] / "docker" / "dagster.yaml"
 
 

@@ -3,13 +3,13 @@ import dagster as dg
 from glaze_pipeline.core.intake.tables import TableStatus, table_info
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.defs.ingest.sensors import new_tables_sensor
-from glaze_pipeline.defs.resources import GlazeResource
+from glaze_pipeline.defs.resources import RuntimeResource
 from glaze_pipeline_tests.helpers import demo_urls, write_table
 
 
 def _evaluate(instance: dg.DagsterInstance) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, resources={"glaze": GlazeResource()})
-    result = new_tables_sensor(context)
+    with dg.build_sensor_context(instance=instance, resources={"runtime": RuntimeResource()}) as context:
+        result = new_tables_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
 

@@ -18,6 +18,7 @@ import polars as pl
 
 from glaze_pipeline.core.model.fields import field_for_column
 from glaze_pipeline.core.model.urls import InvalidUrl, parse_entity
+from glaze_pipeline.errors import UserFacingError
 
 CSV_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -64,7 +65,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
 
 
-class UploadError(ValueError):
+class UploadError(UserFacingError, ValueError):
     """The upload as a whole cannot be used; the message says what is wrong and what to do."""
 
 

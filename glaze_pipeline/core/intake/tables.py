@@ -18,11 +18,12 @@ from psycopg.rows import class_row
 from glaze_pipeline.core.intake.ingest import ROWS_SCHEMA, ParsedUpload
 from glaze_pipeline.core.model.fields import field_for_column
 from glaze_pipeline.core.storage.db import copy_rows
+from glaze_pipeline.errors import UserFacingError
 
 _REGISTRY_LOCK = 7_311_043
 
 
-class TableNotFound(LookupError):
+class TableNotFound(UserFacingError, LookupError):
     pass
 
 

@@ -96,61 +96,46 @@ def attempts_to_frame(attempts: Iterable[Attempt], source: str, wanted: Collecti
     With `wanted`, only those fields become candidates (the cache keeps the whole answer for later
     runs that want more), and a call's cost is split across the wanted values it filled.
     """
-    rows: list[dict[str, object]] = []
     now = datetime.now(UTC)
-    for attempt in attempts:
-        fetched_at = attempt.fetched_at or now
-        found = clean_found(f for f in attempt.found if wanted is None or f.field in wanted)
-        base = {
-            "row_key": attempt.row_key,
-            "source": source,
-            "cached": attempt.cached,
-            "fetched_at": fetched_at,
-            "detail": attempt.detail,
-        }
-        if found:
-            share = attempt.cost_usd / len(found)
-            rows.extend(
-                base
-                | {
-                    "field": f.field,
-                    "value": f.value,
-                    "confidence": f.confidence,
-                    "evidence": f.evidence,
-                    "cost_usd": share,
-                    "status": Status.FILLED.value,
-                    # A choice among candidates travels with each value: the audit trail says why one lost.
-                    "detail": f"{f.reason}; {attempt.detail}"
-                    if f.reason and attempt.detail
-                    else f.reason or attempt.detail,
-                }
-                for f in found
-            )
-        else:
-            status = Status.NOT_FOUND if attempt.status == Status.FILLED else attempt.status
-            rows.append(
-                base
-                | {
-                    "field": None,
-                    "value": None,
-                    "confidence": None,
-                    "evidence": None,
-                    "cost_usd": attempt.cost_usd,
-                    "status": status.value,
-                }
-            )
-        rows.extend(
-            base
-            | {
-                "field": None,
-                "value": item.text,
-                "confidence": None,
-                "evidence": item.source_url,
-                "cost_usd": 0.0,
-                "status": EVIDENCE,
-            }
-            for item in attempt.evidence
-        )
+    rows = [row for attempt in attempts for row in _attempt_rows(attempt, source, wanted, now)]
     if not rows:
         return empty_candidates()
     return pl.DataFrame(rows, schema=CANDIDATE_SCHEMA)
+
+
+def _attempt_rows(
+    attempt: Attempt, source: str, wanted: Collection[str] | None, now: datetime
+) -> list[dict[str, object]]:
+    """One candidate row per value found (or one row with the reason), then one per piece of evidence."""
+    base = {
+        "row_key": attempt.row_key,
+        "source": source,
+        "cached": attempt.cached,
+        "fetched_at": attempt.fetched_at or now,
+        "detail": attempt.detail,
+    }
+    found = clean_found(f for f in attempt.found if wanted is None or f.field in wanted)
+    rows: list[dict[str, object]]
+    if found:
+        share = attempt.cost_usd / len(found)
+        rows = [
+            base
+            | {
+                "field": f.field,
+                "value": f.value,
+                "confidence": f.confidence,
+                "evidence": f.evidence,
+                "cost_usd": share,
+                "status": Status.FILLED.value,
+                # A choice among one provider's candidates travels with each: the audit trail says why one lost.
+                "detail": "; ".join(part for part in (f.reason, attempt.detail) if part),
+            }
+            for f in found
+        ]
+    else:
+        status = Status.NOT_FOUND if attempt.status == Status.FILLED else attempt.status
+        empty = {"field": None, "value": None, "confidence": None, "evidence": None}
+        rows = [base | empty | {"cost_usd": attempt.cost_usd, "status": status.value}]
+    evidence = {"field": None, "confidence": None, "cost_usd": 0.0, "status": EVIDENCE}
+    rows.extend(base | evidence | {"value": item.text, "evidence": item.source_url} for item in attempt.evidence)
+    return rows

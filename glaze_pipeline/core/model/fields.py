@@ -1,6 +1,6 @@
 """The field catalog: the only place an enrichable field is defined.
 
-Everything else (pandera model, Postgres columns, CLI choices, README table)
+Everything else (pandera model, Postgres columns, CLI choices, the table in docs/fields.md)
 is generated from `CATALOG`, so adding a field is one entry here.
 """
 
@@ -14,6 +14,8 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 import phonenumbers
+
+from glaze_pipeline.errors import UserFacingError
 
 
 class EntityType(StrEnum):
@@ -406,7 +408,7 @@ CATALOG: dict[str, Field] = {
 FIELD_NAMES: tuple[str, ...] = tuple(CATALOG)
 
 
-class UnknownFieldError(ValueError):
+class UnknownFieldError(UserFacingError, ValueError):
     pass
 
 

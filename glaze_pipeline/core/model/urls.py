@@ -14,6 +14,7 @@ from urllib.parse import SplitResult, unquote_plus, urlsplit
 import idna
 
 from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.errors import GlazeError
 
 MAX_URL_LENGTH = 2048
 
@@ -52,7 +53,7 @@ _LINKEDIN = "linkedin.com"
 _LINKEDIN_COMPANY_KINDS = frozenset({"company", "school", "showcase"})
 
 
-class InvalidUrl(ValueError):
+class InvalidUrl(GlazeError, ValueError):
     """A value that cannot become an entity; the message is the reason a user sees in rejects."""
 
 

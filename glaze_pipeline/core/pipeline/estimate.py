@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from glaze_pipeline.core.model.candidates import attempts_to_frame
-from glaze_pipeline.core.model.provider import Provider
-from glaze_pipeline.core.pipeline.gaps import gap_targets
-from glaze_pipeline.core.pipeline.stage import run_stage
-from glaze_pipeline.core.storage.cache import ProviderCache, decode_attempt, request_hash
+from glaze_pipeline.core.model.provider import Provider, Target
+from glaze_pipeline.core.pipeline.runtime import Runtime
+from glaze_pipeline.core.pipeline.waterfall import TableWork, run_provider_stage
+from glaze_pipeline.core.storage.cache import decode_attempt, request_hash
 from glaze_pipeline.core.storage.ledger import Ledger
 
 
@@ -38,45 +38,49 @@ class StageEstimate:
         return self.calls * self.price_usd
 
 
-async def estimate_waterfall(
-    rows: pl.DataFrame,
-    wanted: Sequence[str],
-    hints: pl.DataFrame,
-    providers: Sequence[Provider],
-    cache: ProviderCache,
-    ledger: Ledger | None,
-    *,
-    min_confidence: int,
-    ttl_s: int,
-    negative_ttl_s: int,
-) -> list[StageEstimate]:
-    upstream = [hints]
+async def estimate_waterfall(runtime: Runtime, work: TableWork) -> list[StageEstimate]:
+    """Per provider in waterfall order: rows with gaps, free answers, calls it would make, and their price."""
+    upstream: list[pl.DataFrame] = []
     uncertain: set[str] = set()
     estimates: list[StageEstimate] = []
-    for provider in providers:
-        targets = gap_targets(rows, wanted, upstream, provider, min_confidence)
-        if provider.price_usd <= 0:
-            frame, stats = await run_stage(provider, targets, cache, wanted=wanted)
-            upstream.append(frame)
-            estimates.append(
-                StageEstimate(provider.name, 0.0, len(targets), stats.cache_hits, stats.calls, "free: ran for real")
+    ledger = Ledger(runtime.database_url, run_id="dry-run", table_id=work.table_id)
+    try:
+        for provider in runtime.providers():
+            if provider.price_usd <= 0:
+                frame, stats = await run_provider_stage(runtime, provider, work, upstream, run_id="dry-run")
+                upstream.append(frame)
+                estimates.append(
+                    StageEstimate(
+                        provider.name, 0.0, stats.targets, stats.cache_hits, stats.calls, "free: ran for real"
+                    )
+                )
+                continue
+            targets = work.targets(provider, upstream, runtime.settings.min_confidence)
+            answers = _known_answers(runtime, ledger, provider, targets)
+            certain = {t.row_key for t in targets if t.row_key in answers and t.row_key not in uncertain}
+            upstream.append(
+                attempts_to_frame([decode_attempt(k, answers[k]) for k in certain], provider.name, work.wanted)
             )
-            continue
-        keys = {t.row_key: cache.key(provider.name, provider.version, provider.request_key(t)) for t in targets}
-        payloads = cache.get_many(list(keys.values()))
-        answers = {t.row_key: payloads[keys[t.row_key]] for t in targets if keys[t.row_key] in payloads}
-        if ledger is not None:
-            hashes = {t.row_key: request_hash(provider.request_key(t)) for t in targets if t.row_key not in answers}
-            stored = ledger.answers(provider.name, provider.version, list(hashes.values()), ttl_s, negative_ttl_s)
-            answers |= {key: stored[h] for key, h in hashes.items() if h in stored}
-        unavailable = provider.unavailable
-        certain = {t.row_key for t in targets if t.row_key in answers and t.row_key not in uncertain}
-        upstream.append(attempts_to_frame([decode_attempt(k, answers[k]) for k in certain], provider.name, wanted))
-        if unavailable:
-            calls, note = 0, unavailable
-        else:
-            would_call = {t.row_key for t in targets} - certain
-            calls, note = len(would_call), ""
+            would_call = set() if provider.unavailable else {t.row_key for t in targets} - certain
             uncertain |= would_call
-        estimates.append(StageEstimate(provider.name, provider.price_usd, len(targets), len(certain), calls, note))
+            note = provider.unavailable or ""
+            estimates.append(
+                StageEstimate(provider.name, provider.price_usd, len(targets), len(certain), len(would_call), note)
+            )
+    finally:
+        ledger.close()
     return estimates
+
+
+def _known_answers(runtime: Runtime, ledger: Ledger, provider: Provider, targets: Sequence[Target]) -> dict[str, bytes]:
+    """Answers the cache or the ledger already holds for these targets: free in the real run too."""
+    cache = runtime.cache
+    keys = {t.row_key: cache.key(provider.name, provider.version, provider.request_key(t)) for t in targets}
+    payloads = cache.get_many(list(keys.values()))
+    answers = {t.row_key: payloads[keys[t.row_key]] for t in targets if keys[t.row_key] in payloads}
+    hashes = {t.row_key: request_hash(provider.request_key(t)) for t in targets if t.row_key not in answers}
+    s = runtime.settings
+    stored = ledger.answers(
+        provider.name, provider.version, list(hashes.values()), s.cache_ttl_s, s.negative_cache_ttl_s
+    )
+    return answers | {key: stored[h] for key, h in hashes.items() if h in stored}

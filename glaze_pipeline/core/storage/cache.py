@@ -73,6 +73,10 @@ class ProviderCache:
     def available(self) -> bool:
         return self.client is not None and self.degraded_reason is None
 
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
     def key(self, provider: str, version: str, request: str) -> str:
         return f"{self.prefix}cache:{provider}:{version}:{request_hash(request)}"
 

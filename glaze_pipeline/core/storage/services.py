@@ -25,6 +25,7 @@ import redis
 from psycopg import sql
 
 from glaze_pipeline.config import Settings
+from glaze_pipeline.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ DATABASE_NAME = "glaze"
 _SOCKET_PATH_LIMIT = 100  # AF_UNIX paths are cut at 107 bytes
 
 
-class ServiceError(RuntimeError):
+class ServiceError(UserFacingError, RuntimeError):
     """An embedded server would not start; the message says where its log is."""
 
 

@@ -4,13 +4,13 @@ import dagster as dg
 import polars as pl
 
 from glaze_pipeline.core.intake.tables import TableStatus, load_source_rows, set_status, table_info
-from glaze_pipeline.defs.resources import TABLES, GlazeResource
+from glaze_pipeline.defs.resources import TABLES, RuntimeResource
 
 
 @dg.asset(partitions_def=TABLES, group_name="ingest", kinds={"postgres", "polars"})
-def source_rows(context: dg.AssetExecutionContext, glaze: GlazeResource) -> dg.Output[pl.DataFrame]:
+def source_rows(context: dg.AssetExecutionContext, runtime: RuntimeResource) -> dg.Output[pl.DataFrame]:
     """One row per distinct entity of the uploaded table (duplicates enriched once), hints as columns."""
-    with glaze.connection() as conn:
+    with runtime.runtime.connection() as conn:
         info = table_info(conn, context.partition_key)
         set_status(conn, info.table_id, TableStatus.RUNNING, context.run_id)
         rows = load_source_rows(conn, info)

@@ -2,24 +2,23 @@
 
 import dagster as dg
 
-from glaze_pipeline.core.intake.ingest import UploadError
 from glaze_pipeline.core.intake.tables import TableStatus, pending_tables, set_status
 from glaze_pipeline.core.intake.uploads import file_away, inbox_files, upload_file
-from glaze_pipeline.core.model.fields import UnknownFieldError
-from glaze_pipeline.defs.resources import TABLES, GlazeResource
-
-ENRICH_TABLE_JOB = "enrich_table"
+from glaze_pipeline.defs.jobs import ENRICH_TABLE_JOB
+from glaze_pipeline.defs.resources import TABLES, RuntimeResource
+from glaze_pipeline.errors import UserFacingError
 
 
 @dg.sensor(job_name=ENRICH_TABLE_JOB, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
-def new_tables_sensor(context: dg.SensorEvaluationContext, glaze: GlazeResource) -> dg.SensorResult:
+def new_tables_sensor(context: dg.SensorEvaluationContext, runtime: RuntimeResource) -> dg.SensorResult:
     """Register inbox files, then add a partition and request one run per pending table (run_key = table id)."""
-    inbox = glaze.settings.inbox
-    with glaze.connection() as conn:
+    rt = runtime.runtime
+    inbox = rt.settings.inbox
+    with rt.connection() as conn:
         for path in inbox_files(inbox):
             try:
                 uploaded = upload_file(conn, path)
-            except (UploadError, UnknownFieldError) as exc:
+            except UserFacingError as exc:
                 conn.rollback()
                 file_away(path, inbox, "failed", str(exc))
                 context.log.warning(f"inbox file {path.name} refused: {exc}")

@@ -1,8 +1,6 @@
 """One asset per provider, built from the waterfall order: each sees only what is still missing upstream."""
 
-import time
 from collections.abc import Sequence
-from datetime import UTC
 from typing import Any
 
 import dagster as dg
@@ -12,12 +10,10 @@ from glaze_pipeline.config import load_waterfall_order
 from glaze_pipeline.core import aio
 from glaze_pipeline.core.intake.tables import table_info
 from glaze_pipeline.core.model.provider import BreakerState, LimiterMode
-from glaze_pipeline.core.pipeline.gaps import gap_targets, hint_candidates
-from glaze_pipeline.core.pipeline.stage import StageStats, run_stage
-from glaze_pipeline.core.providers.registry import build_provider
-from glaze_pipeline.defs.resources import TABLES, GlazeResource
+from glaze_pipeline.core.pipeline.stage import StageStats
+from glaze_pipeline.core.pipeline.waterfall import TableWork, run_provider_stage
+from glaze_pipeline.defs.resources import TABLES, BudgetResource, ProgressResource, RuntimeResource
 
-PROGRESS_EVERY_S = 2.0
 # A step retry re-runs the whole stage, but every row already answered comes back from the
 # cache or the ledger for free, and row failures are statuses (not exceptions), so they never
 # trigger it: paid calls are retried only inside the provider, never multiplied by this.
@@ -71,54 +67,56 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         description=f"Candidates from the {provider_name} provider for rows whose wanted fields are still gaps.",
     )
     def _provider_asset(
-        context: dg.AssetExecutionContext, glaze: GlazeResource, **inputs: pl.DataFrame
+        context: dg.AssetExecutionContext,
+        runtime: RuntimeResource,
+        budget: BudgetResource,
+        progress: ProgressResource,
+        **inputs: pl.DataFrame,
     ) -> dg.Output[pl.DataFrame]:
         rows = inputs["source_rows"]
-        with glaze.connection() as conn:
-            info = table_info(conn, context.partition_key)
-        settings = glaze.settings
-        redis_url = glaze.redis_url()
-        provider = build_provider(provider_name, settings, redis_url=redis_url, database_url=glaze.database_url)
-        hints = hint_candidates(rows, info.hint_fields, info.created_at.astimezone(UTC))
-        upstream_frames = [hints, *(inputs[candidates_asset_name(u)] for u in upstream)]
-        targets = gap_targets(rows, info.wanted_fields, upstream_frames, provider, settings.min_confidence)
-        context.log.info(f"{provider_name}: {len(targets)} of {rows.height} entities have gaps it can fill")
-        unavailable = provider.unavailable
-        if unavailable and targets:
-            context.log.warning(f"{provider_name}: {unavailable}; rows it would fill are marked skipped_no_key")
-
-        last_report = [0.0]
-
-        def progress(done: int, total: int) -> None:
-            now = time.monotonic()
-            if done == total or now - last_report[0] >= PROGRESS_EVERY_S:
-                last_report[0] = now
-                context.log.info(f"{provider_name}: {done}/{total} rows")
-
-        cache = glaze.cache()
-        if cache.degraded_reason:
-            context.log.warning(f"{provider_name}: {cache.degraded_reason}")
-        spending = glaze.spending(context.run_id, context.partition_key) if provider.price_usd > 0 else None
-        try:
-            frame, stats = aio.run(
-                run_stage(provider, targets, cache, progress=progress, spending=spending, wanted=info.wanted_fields)
+        rt = runtime.runtime
+        with rt.connection() as conn:
+            work = TableWork.of(table_info(conn, context.partition_key), rows)
+        provider = rt.provider(provider_name)
+        if rt.cache.degraded_reason:
+            context.log.warning(f"{provider_name}: {rt.cache.degraded_reason}")
+        frame, stats = aio.run(
+            run_provider_stage(
+                rt,
+                provider,
+                work,
+                [inputs[candidates_asset_name(u)] for u in upstream],
+                run_id=context.run_id,
+                limits=budget.limits,
+                progress=progress.for_stage(context.log, provider_name),
             )
-        finally:
-            if spending is not None:
-                spending.ledger.close()
-        if stats.budget_note:
-            context.log.warning(
-                f"{provider_name}: {stats.budget_note}; {stats.statuses['budget_exhausted']} rows budget_exhausted"
-            )
-        if stats.health.breaker == BreakerState.OPEN:
-            context.log.warning(f"{provider_name}: circuit breaker {stats.health.describe_breaker()}")
-        if stats.health.limiter == LimiterMode.LOCAL:
-            context.log.warning(f"{provider_name}: rate limiter {stats.health.describe_limiter()}")
+        )
+        log_stage_warnings(context.log, stats)
         return dg.Output(frame, metadata=stage_metadata(stats, rows.height, provider.price_usd, frame))
 
     return _provider_asset
 
 
+def log_stage_warnings(log: dg.DagsterLogManager, stats: StageStats) -> None:
+    """What a user should notice in the run log: a skipped provider, a budget reached, breaker or limiter trouble."""
+    name = stats.provider
+    log.info(f"{name}: {stats.targets} entities had gaps it can fill")
+    if stats.skipped and stats.targets:
+        log.warning(f"{name}: {stats.skipped}; rows it would fill are marked skipped_no_key")
+    if stats.budget_note:
+        log.warning(f"{name}: {stats.budget_note}; {stats.statuses['budget_exhausted']} rows budget_exhausted")
+    if stats.health.breaker == BreakerState.OPEN:
+        log.warning(f"{name}: circuit breaker {stats.health.describe_breaker()}")
+    if stats.health.limiter == LimiterMode.LOCAL:
+        log.warning(f"{name}: rate limiter {stats.health.describe_limiter()}")
+
+
 def build_provider_assets(order: Sequence[str] | None = None) -> list[dg.AssetsDefinition]:
     order = list(order or load_waterfall_order())
     return [build_provider_asset(name, order[:i]) for i, name in enumerate(order)]
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The provider assets, one per entry of waterfall.toml, for the defs-folder loader."""
+    return dg.Definitions(assets=build_provider_assets())

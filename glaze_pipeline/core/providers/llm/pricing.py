@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from glaze_pipeline.errors import UserFacingError
+
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.10
 BATCH_FACTOR = 0.50
@@ -27,7 +29,7 @@ PRICES: dict[str, ModelPrice] = {
 DEFAULT_MODEL = "claude-haiku-4-5"
 
 
-class UnknownModelPrice(ValueError):
+class UnknownModelPrice(UserFacingError, ValueError):
     pass
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from glaze_pipeline.core.model.candidates import Found
 from glaze_pipeline.core.model.fields import CATALOG
 from glaze_pipeline.core.providers.llm.evidence import EvidencePack, is_grounded
+from glaze_pipeline.errors import GlazeError
 
 TOOL_NAME = "record_company_facts"
 STATED_CONFIDENCE = 60  # the reference design's confidence for LLM values
@@ -66,7 +67,7 @@ def tool_schema(fields: Sequence[str]) -> dict[str, Any]:
     }
 
 
-class MalformedAnswer(ValueError):
+class MalformedAnswer(GlazeError, ValueError):
     """The tool input does not fit the schema: the row fails, nothing partial is written."""
 
 
