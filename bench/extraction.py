@@ -178,8 +178,8 @@ def reliability(title: str, values: list[tuple[int, bool]]) -> dict[str, object]
             f"{low:>3}-{low + 9 if low < 90 else 100:<4} {len(cell):7} {mean:10.1f} {accuracy:9.1f} {gap:+6.1f}{mark}"
         )
         rows.append({"decile": low, "n": len(cell), "mean_conf": round(mean, 1), "accuracy": round(accuracy, 1)})
-    counted = [r for r in rows if int(r["n"]) >= MIN_DECILE]  # type: ignore[call-overload]
-    worst = max((abs(float(r["accuracy"]) - float(r["mean_conf"])) for r in counted), default=None)  # type: ignore[arg-type]
+    counted = [r for r in rows if int(r["n"]) >= MIN_DECILE]
+    worst = max((abs(float(r["accuracy"]) - float(r["mean_conf"])) for r in counted), default=None)
     print(f"largest gap in deciles with >= {MIN_DECILE} values: {fmt(worst)} points")
     return {"deciles": rows, "max_gap": None if worst is None else round(worst, 1)}
 

@@ -297,32 +297,19 @@ _linkedin_company = _profile(
 )
 _linkedin_person = _profile(r"linkedin\.com", ("in/",), "https://www.linkedin.com/{prefix}{handle}")
 _x_profile = _profile(r"(?:twitter|x)\.com", ("",), "https://x.com/{handle}")
+# Facebook paths that are not a page: dialogs, plugins, photos, posts and sets, searches.
+_FACEBOOK_PAGES = frozenset(
+    {
+        *("dialog", "plugins", "tr", "watch", "groups", "events", "profile.php", "media", "photo.php", "photos"),
+        *("permalink.php", "story.php", "hashtag", "login.php", "people", "help", "policies"),
+    }
+)
 _facebook = _profile(
     r"facebook\.com",
     # Old page URLs (/pages/Name/123456) canonicalise to the page id.
     (r"pages/(?:[^/?#]+/)+", ""),
     "https://www.facebook.com/{handle}",
-    frozenset(
-        {
-            "dialog",
-            "plugins",
-            "tr",
-            "watch",
-            "groups",
-            "events",
-            "profile.php",
-            "media",
-            "photo.php",
-            "photos",
-            "permalink.php",
-            "story.php",
-            "hashtag",
-            "login.php",
-            "people",
-            "help",
-            "policies",
-        }
-    ),  # fmt: skip
+    _FACEBOOK_PAGES,
 )
 _instagram = _profile(
     r"instagram\.com", ("",), "https://www.instagram.com/{handle}", frozenset({"p", "reel", "explore", "stories"})

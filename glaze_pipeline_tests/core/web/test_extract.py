@@ -195,7 +195,8 @@ def test_json_ld_contact_points_and_location_are_read() -> None:
     html = json_ld(
         '{"@type": "Organization", "name": "Acme", "telephone": "(+44)7758085585",'
         ' "contactPoint": [{"@type": "ContactPoint", "telephone": "+1-800-692-7753", "contactType": "sales"}],'
-        ' "location": {"@type": "PostalAddress", "addressLocality": "Bristol, Avon,", "addressCountry": "United Kingdom"}}'
+        ' "location": {"@type": "PostalAddress", "addressLocality": "Bristol, Avon,",'
+        ' "addressCountry": "United Kingdom"}}'
     )
     found = run(html)
     assert set(values_of(found, "company_phone")) == {"+447758085585", "+18006927753"}

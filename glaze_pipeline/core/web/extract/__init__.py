@@ -32,7 +32,8 @@ from glaze_pipeline.core.web.extract.base import (
     region_of,
 )
 from glaze_pipeline.core.web.extract.calibration import confidence
-from glaze_pipeline.core.web.extract.choose import Candidate, Site, choose
+from glaze_pipeline.core.web.extract.candidate import Candidate, Site
+from glaze_pipeline.core.web.extract.choose import choose
 from glaze_pipeline.core.web.extract.markup import from_links, from_logo, from_meta, from_site, from_title
 from glaze_pipeline.core.web.extract.structured import from_json_ld, from_microdata_and_rdfa
 from glaze_pipeline.core.web.extract.text import TEXT_METHODS, visible_lines

@@ -49,7 +49,7 @@ _STREET_WORDS = {
     "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "drive", "dr", "suite", "ste", "floor",
     "way", "lane", "ln", "parkway", "pkwy", "highway", "hwy", "court", "ct", "place", "pl", "box", "unit", "center",
     "centre", "building", "plaza", "square", "sq", "circle", "terrace", "crescent", "cres", "close", "nw", "ne",
-    "sw", "se", "park", "house", "estate", "floor", "andar", "po",
+    "sw", "se", "park", "house", "estate", "andar", "po",
 }  # fmt: skip
 # Postcode formats of countries that write "postcode town", to tell an address from any number before a word.
 _POSTCODES = {

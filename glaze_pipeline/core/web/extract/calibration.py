@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from glaze_pipeline.core.web.extract.choose import METHOD_STRENGTH, Candidate
+from glaze_pipeline.core.web.extract.candidate import METHOD_STRENGTH, Candidate
 
 TABLE = Path(__file__).with_name("confidence.json")
 ROOT = "*"

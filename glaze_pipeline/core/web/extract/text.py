@@ -182,9 +182,9 @@ def from_founding(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
                 traits = about | {"strong" if strong else "weak"}
                 yield clue("company_founded_year", match.group(2), "text", f'"{match.group(1)} <year>"', ctx, traits)
         # A facts table: "Founded" on one line, "1949" on the next.
-        if _FOUNDED_HEADING.match(line) and index + 1 < len(lines):
-            if year := re.match(rf"^{_YEAR}\b", lines[index + 1]):
-                yield clue("company_founded_year", year.group(1), "text", f'"{line}" heading', ctx, about | {"kv"})
+        year = re.match(rf"^{_YEAR}\b", lines[index + 1]) if index + 1 < len(lines) else None
+        if year and _FOUNDED_HEADING.match(line):
+            yield clue("company_founded_year", year.group(1), "text", f'"{line}" heading', ctx, about | {"kv"})
 
 
 _STAFF_NOUNS = (
@@ -224,9 +224,11 @@ def from_headcount(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
                 continue
             traits = {"vague"} if vague else set()
             yield clue("company_employee_count", match.group(1), "text", f'"<n> {match.group(2)}"', ctx, traits)
-        if _HEADCOUNT_HEADING.match(line) and index + 1 < len(lines):
-            if count := re.match(r"^(\d{1,3}(?:[,.'\s]\d{3})+|\d{1,6})\+?$", lines[index + 1]):
-                yield clue("company_employee_count", count.group(1), "text", f'"{line}" heading', ctx, {"kv"})
+        count = (
+            re.match(r"^(\d{1,3}(?:[,.'\s]\d{3})+|\d{1,6})\+?$", lines[index + 1]) if index + 1 < len(lines) else None
+        )
+        if count and _HEADCOUNT_HEADING.match(line):
+            yield clue("company_employee_count", count.group(1), "text", f'"{line}" heading', ctx, {"kv"})
 
 
 # --- names ----------------------------------------------------------------------------------------------
