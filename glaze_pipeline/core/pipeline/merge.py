@@ -103,7 +103,9 @@ def _ranked_options(
         .with_columns(
             boosted=pl.min_horizontal(
                 pl.lit(100),
-                pl.col("confidence") + AGREEMENT_BOOST * (pl.col("agreeing").list.len() - 1).clip(lower_bound=0),
+                # A length is unsigned: cast before subtracting, or a value nobody chose underflows to 100.
+                pl.col("confidence")
+                + AGREEMENT_BOOST * (pl.col("agreeing").list.len().cast(pl.Int32) - 1).clip(lower_bound=0),
             )
         )
         .sort(["boosted", "rank"], descending=[True, False])

@@ -411,3 +411,16 @@ def test_a_providers_losing_candidate_is_no_vote_for_another_providers_value() -
     provenance = one(merge(rows, ["company_city"], [candidates], PRIORITY), "a")["provenance"]["company_city"]
     assert provenance["confidence"] == 93  # LinkedIn's Mahwah is not raised by the website's ruled-out one
     assert provenance["conflicts"] == [{"value": "Mahwah", "confidence": 85, "source": "linkedin"}]
+
+
+def test_a_value_only_ever_ruled_out_keeps_its_own_low_confidence() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_email", "contact@acme.example", 98, "website"),
+        filled("a", "company_email", "press@acme.example", 6, "website"),  # lost: no source chose it
+    )
+    record = one(merge(rows, ["company_email"], [candidates], PRIORITY, min_confidence=70), "a")
+    assert record["company_email"] == "contact@acme.example"
+    assert record["provenance"]["company_email"]["conflicts"] == [
+        {"value": "press@acme.example", "confidence": 6, "source": "website"}
+    ]
