@@ -142,7 +142,7 @@ def test_an_unresolvable_host_lands_and_exports_not_found_with_its_reason(server
     """The website stage really crawls (in its child process) a name that does not resolve; the paid providers
     have no keys. The cell says not_found and why, never skipped_no_key; the run says which field no provider fills."""
     order = load_waterfall_order()
-    wanted = ["company_name", "company_email", "company_hq_location"]
+    wanted = ["company_name", "company_email", "company_industry"]
     path = write_table(tmp_path / "dead_host.csv", ["https://nowhere-at-all.example"])
     table_id = upload_file(conn, path, fields=wanted).table_id
     conn.commit()
@@ -181,12 +181,12 @@ def test_an_unresolvable_host_lands_and_exports_not_found_with_its_reason(server
         assert provenance[field]["status"] == "not_found"
         assert provenance[field]["source"] == "website"
         assert provenance[field]["reason"] == "website: host name 'nowhere-at-all.example' does not resolve"
-    # The website never fills a headquarters: that field's reason is the providers that would, without keys.
-    assert provenance["company_hq_location"]["status"] == "skipped_no_key"
-    assert "is not set" in provenance["company_hq_location"]["reason"]
+    # The website never fills an industry: that field's reason is the providers that would, without keys.
+    assert provenance["company_industry"]["status"] == "skipped_no_key"
+    assert "is not set" in provenance["company_industry"]["reason"]
     exported = export_frame(conn, table_info(conn, table_id))
     assert exported["glaze_status"].to_list() == ["not_found"]
     landed = result.asset_materializations_for_node("landed_records")[0].metadata
-    assert "company_hq_location: no configured provider fills it" in landed["fields_no_provider_fills"].value
+    assert "company_industry: no configured provider fills it" in landed["fields_no_provider_fills"].value
     assert "| `company_name` | 0 | 1 | 0 | not_found 1 |" in landed["picture"].value
     assert landed["coverage_pct"].value == 0.0

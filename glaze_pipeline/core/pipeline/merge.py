@@ -6,6 +6,11 @@ source that found the same value adds `AGREEMENT_BOOST`, capped at 100; losing
 values stay in the provenance as conflicts so nothing a provider said is lost.
 An empty field keeps the most useful reason any provider gave (`core.model.status.most_useful`),
 and `audit_trail` marks, for every candidate, whether it was chosen and why not.
+
+Landing policy: a best value below `min_confidence` (GLAZE_MIN_CONFIDENCE) that no
+provider beat is kept only as a candidate. The record's cell stays empty, the field's
+status is `low_confidence`, and the provenance holds the value, its confidence and
+source, so a user can see it, and lower the threshold, without it passing for a fact.
 """
 
 from __future__ import annotations
@@ -37,10 +42,13 @@ def merge(
     wanted: Sequence[str],
     frames: Sequence[pl.DataFrame],
     priority: Sequence[str],
+    min_confidence: int = 0,
+    *,
     fills: Mapping[str, Collection[str]] | None = None,
 ) -> pl.DataFrame:
     """One wide record per entity of `rows`, from the candidate frames of every stage.
 
+    Values below `min_confidence` stay candidates (status low_confidence); 0 lands every value.
     `fills` (provider → the fields it can fill) keeps a provider's failure out of the fields it could
     never have filled; without it, a provider's failure speaks for every field of the row.
     """
@@ -55,7 +63,7 @@ def merge(
     cost_of = dict(all_candidates.group_by("row_key").agg(cost_usd=pl.col("cost_usd").sum()).iter_rows())
     wanted_set = set(wanted)
     records = [
-        _record(entity, options.get(key, {}), failed.get(key, []), wanted_set, cost_of.get(key), fills)
+        _record(entity, options.get(key, {}), failed.get(key, []), wanted_set, cost_of.get(key), min_confidence, fills)
         for entity in entities.iter_rows()
         for key in (entity[0],)
     ]
@@ -75,6 +83,8 @@ def _ranked_options(
         .with_columns(
             value_key=pl.col("value").str.to_lowercase(),
             rank=pl.col("source").replace_strict(rank, default=len(rank), return_dtype=pl.Int32),
+            # A provider endorses only the value it chose; its losing candidates are no vote for anything.
+            chosen_by_source=pl.col("confidence") == pl.col("confidence").max().over("row_key", "field", "source"),
         )
         .sort(["confidence", "rank"], descending=[True, False])
     )
@@ -88,12 +98,14 @@ def _ranked_options(
             pl.col("evidence").first(),
             pl.col("fetched_at").first(),
             pl.col("cached").first(),
-            agreeing=pl.col("source").unique(maintain_order=True),
+            agreeing=pl.col("source").filter(pl.col("chosen_by_source")).unique(maintain_order=True),
         )
         .with_columns(
             boosted=pl.min_horizontal(
                 pl.lit(100),
-                pl.col("confidence") + AGREEMENT_BOOST * (pl.col("agreeing").list.len() - 1),
+                # A length is unsigned: cast before subtracting, or a value nobody chose underflows to 100.
+                pl.col("confidence")
+                + AGREEMENT_BOOST * (pl.col("agreeing").list.len().cast(pl.Int32) - 1).clip(lower_bound=0),
             )
         )
         .sort(["boosted", "rank"], descending=[True, False])
@@ -130,6 +142,7 @@ def _record(
     failed: list[Outcome],
     wanted: set[str],
     cost: float | None,
+    min_confidence: int,
     fills: Mapping[str, Collection[str]] | None,
 ) -> dict[str, object]:
     """One entity's record: the best option per wanted field, or the status and reason that explain the gap."""
@@ -143,8 +156,16 @@ def _record(
             continue
         if name in options:
             best, *others = options[name]
-            record[name] = best["value"]
             provenance[name] = _chosen(best, others)
+            if best["boosted"] >= min_confidence:
+                record[name] = best["value"]
+            else:  # a candidate, not a fact: shown in the provenance, the cell left empty
+                provenance[name] |= {
+                    "status": Status.LOW_CONFIDENCE.value,
+                    "value": best["value"],
+                    "reason": f"{best['source']} found {best['value']!r} at confidence {best['boosted']},"
+                    f" below GLAZE_MIN_CONFIDENCE ({min_confidence})",
+                }
         else:
             tried = [o for o in failed if fills is None or name in fills.get(o.source, ())]
             provenance[name] = unfilled(tried, NOBODY_FILLS if fills is not None else NOBODY_ANSWERED)
@@ -222,6 +243,8 @@ def audit_trail(records: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame
         .then(pl.lit("chosen, then rejected by validation (see glaze.rejects)"))
         .when(pl.col("field_status") == Status.REJECTED.value)
         .then(pl.lit("lost to a value validation then rejected"))
+        .when((pl.col("field_status") == Status.LOW_CONFIDENCE.value) & (value == kept_value))
+        .then(pl.col("kept_reason"))
         .when(value.str.to_lowercase() == kept_value.str.to_lowercase())
         .then(pl.format("agrees with the kept value, which {} supplied", pl.col("kept_source")))
         .otherwise(lost_to)
@@ -244,7 +267,7 @@ def _kept_values(records: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
     }
     entry = pl.Struct(
         {name: pl.Int64 if name == "confidence" else pl.String for name in ("status", "source", "confidence", "reason")}
-        | {"rejected_value": pl.String}
+        | {"rejected_value": pl.String, "value": pl.String}
     )
     present = [name for name in FIELD_NAMES if name in fields]
     decoded = records.select(
@@ -255,7 +278,8 @@ def _kept_values(records: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
             "row_key",
             field=pl.lit(name),
             field_status=pl.col("provenance").struct.field(name).struct.field("status"),
-            kept_value=pl.col(name),
+            # A value below GLAZE_MIN_CONFIDENCE stays out of the cell; the provenance names it.
+            kept_value=pl.coalesce(pl.col(name), pl.col("provenance").struct.field(name).struct.field("value")),
             kept_source=pl.col("provenance").struct.field(name).struct.field("source"),
             kept_conf=pl.col("provenance").struct.field(name).struct.field("confidence"),
             kept_reason=pl.col("provenance").struct.field(name).struct.field("reason"),

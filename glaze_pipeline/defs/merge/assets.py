@@ -28,6 +28,7 @@ def merged_and_validated(
     work: TableWork,
     provider_frames: Sequence[pl.DataFrame],
     order: Sequence[str],
+    min_confidence: int,
     fills: dict[str, frozenset[str]] | None = None,
     landed: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -35,7 +36,7 @@ def merged_and_validated(
 
     Fields this run did not ask for (`work.carried`) keep what `landed` holds for them.
     """
-    merged = merge(work.rows, work.asked, [work.hints, *provider_frames], order, fills)
+    merged = merge(work.rows, work.asked, [work.hints, *provider_frames], order, min_confidence, fills=fills)
     if landed is not None:
         merged = carry_over(merged, landed, work.carried)
     result = validate_records(merged)
@@ -94,7 +95,7 @@ def build_merge_assets(
             landed = landed_values(conn, work.table_id) if work.carried else None
         frames = [inputs[candidates_asset_name(p)] for p in order]
         fills = provider_fields(rt.providers())
-        records, metadata = merged_and_validated(work, frames, order, fills, landed)
+        records, metadata = merged_and_validated(work, frames, order, rt.settings.min_confidence, fills, landed)
         return dg.Output(records, metadata=metadata)
 
     @dg.asset_check(

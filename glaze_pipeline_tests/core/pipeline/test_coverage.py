@@ -16,15 +16,15 @@ def _notes(
 
 
 def test_a_field_only_paid_providers_fill_is_named_with_the_keys_that_would_fill_it() -> None:
-    assert _notes({}, ["company_name", "company_hq_location"]) == [
-        "company_hq_location: no configured provider fills it; search or linkedin or llm would"
+    assert _notes({}, ["company_name", "company_industry"]) == [
+        "company_industry: no configured provider fills it; search or linkedin or llm would"
         " (set GLAZE_SEARCH_API_KEY or GLAZE_LINKEDIN_API_KEY or ANTHROPIC_API_KEY)"
     ]
 
 
 def test_one_configured_provider_is_enough_and_an_input_column_counts() -> None:
-    assert _notes({"GLAZE_SEARCH_API_KEY": "k" * 10}, ["company_hq_location"]) == []
-    assert _notes({}, ["company_hq_location"], hints=frozenset({"company_hq_location"})) == []
+    assert _notes({"GLAZE_SEARCH_API_KEY": "k" * 10}, ["company_industry"]) == []
+    assert _notes({}, ["company_industry"], hints=frozenset({"company_industry"})) == []
 
 
 def test_a_field_no_row_of_the_table_is_about_is_said_too() -> None:
