@@ -29,13 +29,22 @@ from glaze_pipeline_tests.helpers import write_table
 pytestmark = pytest.mark.slow  # runs the whole table job twice
 
 FIELDS = ["company_name", "company_email", "company_employee_range"]  # the last one only LinkedIn (paid) fills
+SUFFIX = "-erased.example"  # the demo sites under names no other test uses: "no trace" means no trace at all
+
+
+def hosts_of_this_test() -> list[str]:
+    return [h.removesuffix(".example") + SUFFIX for h in demo_hosts()]
+
+
+def demo_pages_under_own_names(host: str, path: str) -> bytes | None:
+    return directory_pages(DEMO_SITES)(host.removesuffix(SUFFIX) + ".example", path)
 
 
 @pytest.fixture
 def two_tables(servers, conn, fresh_cache, fresh_ledger, tmp_path, monkeypatch) -> Iterator[tuple[str, str]]:
     """Table one holds hosts 0, 1, 2; table two holds hosts 1 and 3: host 1 is shared."""
-    hosts = demo_hosts()
-    with SiteServer(directory_pages(DEMO_SITES)) as site, ApiSimulator("linkedin") as linkedin:
+    hosts = hosts_of_this_test()
+    with SiteServer(demo_pages_under_own_names) as site, ApiSimulator("linkedin") as linkedin:
         for name, value in linkedin.env().items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("GLAZE_LINKEDIN_RATE_PER_S", "100")
@@ -100,7 +109,7 @@ def ledger(conn) -> tuple[int, float]:
 
 def test_delete_removes_a_table_everywhere_and_keeps_what_others_share(servers, conn, two_tables, fresh_cache):
     first, second = two_tables
-    hosts = demo_hosts()
+    hosts = hosts_of_this_test()
     calls_before = ledger(conn)
     keys_before = cache_keys(servers, fresh_cache)
     assert calls_before[0] > 0 and traces(conn, first)
@@ -128,7 +137,7 @@ def test_purge_removes_one_company_from_every_table_the_cache_and_the_ledgers_an
     servers, conn, two_tables, fresh_cache
 ):
     first, second = two_tables
-    shared = demo_hosts()[1]
+    shared = hosts_of_this_test()[1]
     row_key = parse_entity(f"https://{shared}").row_key
     assert CliRunner().invoke(main, ["dbt", "build"]).exit_code == 0  # the marts hold the company too
     calls_before = ledger(conn)
@@ -136,7 +145,7 @@ def test_purge_removes_one_company_from_every_table_the_cache_and_the_ledgers_an
     assert [t for t in traces(conn, shared) if t.startswith("glaze_marts.")]
     (held,) = conn.execute("SELECT count(*) FROM glaze.records WHERE row_key = %s", (row_key,)).fetchone()
     conn.rollback()
-    assert held >= 2  # both tables of this test (and any earlier test's table with it)
+    assert held >= 2  # both tables of this test (and the earlier test's second table)
 
     result = CliRunner().invoke(main, ["purge", "--entity", f"https://{shared}/", "--yes"])
     assert result.exit_code == 0, result.output
