@@ -5,7 +5,9 @@ window of up to four short lines joined by commas. The formats are the world's c
 Canadian, Australian, British and Irish addresses; "postcode town" (most of Europe) when a country
 name, a country prefix ("DE-80335") or the site's region says which country; "town PIN" (India);
 "place, [region,] country"; and a "Headquarters" heading followed by "City, Region". What sits
-above an address (a "Headquarters" or a "Branch" heading) travels on as a trait.
+around an address travels on as a trait: a "Headquarters" or a "Branch" heading, a named office listed
+after another ("Cortez Office" after "Farmington Office": a branch), another organisation's email or
+website (its contact block). Phones in text share these headings.
 """
 
 from __future__ import annotations
