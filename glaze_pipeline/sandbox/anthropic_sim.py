@@ -87,6 +87,7 @@ class AnthropicSimulator(LoopbackServer):
             ("GET", "/v1/messages/batches/{batch_id}/results", self._get_results),
         ):
             router.add_route(method, path, partial(_with_key, handler))
+        router.add_route("*", "/{path:.*}", _not_found)  # the API's error shape, not aiohttp's text page
 
     async def _post_message(self, request: web.Request) -> web.Response:
         return _json(*await self._messages(await request.json()))
@@ -276,6 +277,10 @@ async def _with_key(handler: Handler, request: web.Request) -> web.StreamRespons
     if not (request.headers.get("x-api-key") or request.headers.get("Authorization", "").startswith("Bearer ")):
         return _json(401, _error("authentication_error", "missing API key"))
     return await handler(request)
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    return _json(404, _error("not_found_error", request.path))
 
 
 def _base(request: web.Request) -> str:

@@ -1,9 +1,9 @@
 """The one way the sandbox runs an HTTP server: aiohttp on a loopback address, in a background thread.
 
 The demo sites, the API simulators and the tests' sites are subclasses that add routes; this
-module owns the plumbing. One event loop (uvloop when installed) with aiohttp's C parser answers
-several times more requests per CPU second than a thread per connection, which was the ceiling of
-the throughput benches. A server binds 127.0.0.x on a free port with a listen backlog for bursts,
+module owns the plumbing. One event loop (uvloop when installed) with aiohttp's C parser spends about
+half the CPU per request of a thread per connection, which was the ceiling of the throughput
+benches. A server binds 127.0.0.x on a free port with a listen backlog for bursts,
 logs every request with its arrival time on the server's own clock, counts accepted connections
 (so a test can prove nothing even connected), and stays quiet when a client hangs up.
 """
