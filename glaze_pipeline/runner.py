@@ -13,6 +13,7 @@ import dagster as dg
 
 from glaze_pipeline.config import Settings
 from glaze_pipeline.core import aio
+from glaze_pipeline.core.intake.lifecycle import ProcessIdentity
 from glaze_pipeline.core.pipeline.estimate import StageEstimate, estimate_waterfall
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_runtime
 from glaze_pipeline.core.pipeline.waterfall import TableWork
@@ -24,6 +25,10 @@ _INSTANCE_YAML = """\
 # Production uses dagster-postgres storage, see docker/dagster.yaml.
 telemetry:
   enabled: false
+# Runs that never start are failed; runs whose process died are found by glaze's lost_table_runs sensor.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
 """
 # Dagster's own step events: the terminal shows our messages and progress; the UI keeps everything.
 DAGSTER_CHATTER = (
@@ -60,6 +65,14 @@ class RunOutcome:
     failure: str | None
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C (or SIGTERM) stopped a run started here; the run is already marked failed in Dagster."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} interrupted")
+        self.run_id = run_id
+
+
 OnMessage = Callable[[str], None]
 
 
@@ -71,28 +84,46 @@ def run_table(
     on_progress: ProgressListener | None = None,
     on_message: OnMessage | None = None,
     poll_s: float = 0.3,
+    run_id: str | None = None,
 ) -> RunOutcome:
-    """Execute `enrich_table` for one partition in this process; watchers hear progress and messages as they come."""
+    """Execute `enrich_table` for one partition in this process; watchers hear progress and messages as they come.
+
+    Ctrl-C marks the run failed in Dagster and raises RunInterrupted; the worker is a daemon thread, so
+    the process can end at once (Postgres rolls back whatever it was writing).
+    """
     assert TABLES.name is not None
     instance.add_dynamic_partitions(TABLES.name, [table_id])
-    run_id = str(uuid.uuid4())
+    run_id = run_id or new_run_id()
     outcome: dict[str, object] = {}
     worker = threading.Thread(
-        target=_execute, args=(table_id, instance, run_id, limits, on_progress, outcome), name=f"glaze-run-{table_id}"
+        target=_execute,
+        args=(table_id, instance, run_id, limits, on_progress, outcome),
+        name=f"glaze-run-{table_id}",
+        daemon=True,
     )
     worker.start()
     seen = 0
-    while True:
-        worker.join(poll_s)
-        if on_message is not None:
-            records = instance.all_logs(run_id)
-            for record in records[seen:]:
-                if record.user_message and not record.user_message.startswith(DAGSTER_CHATTER):
-                    on_message(record.user_message)
-            seen = len(records)
-        if not worker.is_alive():
-            break
+    try:
+        while True:
+            worker.join(poll_s)
+            if on_message is not None:
+                records = instance.all_logs(run_id)
+                for record in records[seen:]:
+                    if record.user_message and not record.user_message.startswith(DAGSTER_CHATTER):
+                        on_message(record.user_message)
+                seen = len(records)
+            if not worker.is_alive():
+                break
+    except KeyboardInterrupt:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_failed(run, "interrupted by Ctrl-C (or SIGTERM) in the glaze command that ran it")
+        raise RunInterrupted(run_id) from None
     return RunOutcome(run_id, bool(outcome.get("success")), outcome.get("failure"))  # type: ignore[arg-type]
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
 
 
 def _execute(
@@ -113,7 +144,7 @@ def _execute(
             partition_key=table_id,
             run_id=run_id,
             raise_on_error=False,
-            tags={"glaze/launched_by": "cli"},
+            tags={"glaze/launched_by": "cli", **ProcessIdentity.current().tags()},
             # The terminal shows progress and our messages; the full log is in the instance (UI).
             run_config={
                 "loggers": {"console": {"config": {"log_level": "WARNING"}}},
