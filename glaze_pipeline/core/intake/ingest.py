@@ -290,7 +290,10 @@ def _read_csv(path: Path) -> tuple[list[str], pl.DataFrame]:
         raise UploadError(f"{path.name} is empty: upload a file with a header row and at least one data row")
     head = _head(data, path.name)
     delimiter = _sniff_delimiter(head, default="\t" if path.suffix.lower() == ".tsv" else ",")
-    header = next(csv.reader(io.StringIO(head), delimiter=delimiter), [])
+    try:  # newline="": the csv module reads bare CR line ends itself, as the file gave them
+        header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise UploadError(f"{path.name}: the header row cannot be read as CSV ({exc}); check its quoting") from exc
     _check_header(header, path.name)
 
     internal = [f"c{i}" for i in range(len(header))]
@@ -445,12 +448,15 @@ def _as_utf8(data: bytes, file_name: str) -> bytes:
         data = data[len(codecs.BOM_UTF8) :]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return data.decode("utf-16").encode("utf-8")
+            data = data.decode("utf-16").encode("utf-8")
         except UnicodeDecodeError as exc:
             raise UploadError(
                 f"{file_name} starts like UTF-16 but is not valid UTF-16 at byte offset {exc.start}; "
                 "save the file as UTF-8 (CSV UTF-8) and upload it again"
             ) from exc
+        if b"\x00" in data:
+            raise UploadError(f"{file_name} contains a NUL character, which a text cell cannot hold; remove it")
+        return data
     # NUL is legal UTF-8 but never in a text table, and Postgres refuses it in text and JSONB.
     nul = data.find(b"\x00")
     if nul >= 0:
@@ -522,13 +528,16 @@ def _check_header(header: list[str], file_name: str) -> None:
 
 def _csv_problem(data: bytes, delimiter: str, width: int, file_name: str, exc: Exception) -> str:
     """Point at the first data row with more fields than the header (error path only)."""
-    records = (r for r in csv.reader(io.StringIO(data.decode("utf-8")), delimiter=delimiter) if r)
-    for number, record in enumerate(records):
-        if len(record) > width:
-            return (
-                f"{file_name}: row {number} has {len(record)} fields but the header has {width}; "
-                "fix that row or quote values that contain the delimiter"
-            )
+    records = (r for r in csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=delimiter) if r)
+    try:
+        for number, record in enumerate(records):
+            if len(record) > width:
+                return (
+                    f"{file_name}: row {number} has {len(record)} fields but the header has {width}; "
+                    "fix that row or quote values that contain the delimiter"
+                )
+    except csv.Error:
+        pass  # the parser's own message below says enough
     return f"{file_name} could not be read as CSV: {_first_line(exc)}"
 
 

@@ -136,18 +136,19 @@ def _connect_reader(url: str) -> psycopg.Connection:
     try:
         return psycopg.connect(url, connect_timeout=10, application_name="glaze read-only")
     except psycopg.OperationalError as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        if f'role "{READER_ROLE}" does not exist' in str(exc):
+        text = str(exc)
+        user = psycopg.conninfo.conninfo_to_dict(url).get("user") or READER_ROLE
+        if f'role "{user}" does not exist' in text:
             raise ReadOnlyRoleProblem(
-                f"the read-only role {READER_ROLE} does not exist on this server: have an administrator run the "
+                f"the read-only role {user} does not exist on this server: have an administrator run the "
                 "SQL that `glaze sql --role-sql` prints, then try again"
             ) from exc
-        if "authentication" in str(exc) or "password" in str(exc):
+        detail = _first_line(exc).removeprefix("connection failed: ")
+        if "authentication" in text or "password" in text:
             raise ReadOnlyRoleProblem(
-                f"could not log in as {READER_ROLE} ({detail}): set GLAZE_READONLY_DATABASE_URL to its URL "
-                "with its password"
+                f"could not log in as {user} ({detail}): set GLAZE_READONLY_DATABASE_URL to its URL with its password"
             ) from exc
-        raise QueryRefused(f"could not reach PostgreSQL as {READER_ROLE} ({detail}): check the server") from exc
+        raise QueryRefused(f"could not reach PostgreSQL as {user} ({detail}): check the server") from exc
 
 
 def check_reader(conn: psycopg.Connection) -> float:
@@ -311,7 +312,7 @@ class stream_query:  # a context manager, named like open()
         if "multiple commands" in first:
             return QueryRefused("one statement per call: send each query on its own, without ';' between them")
         if isinstance(exc, pg_errors.SyntaxError):
-            return QueryRefused(f"SQL error: {first} (glaze sql is read-only: one SELECT, VALUES or WITH … SELECT query per call)")
+            return QueryRefused(f"SQL error: {first} (read-only: one SELECT, VALUES or WITH … SELECT per call)")
         if isinstance(exc, pg_errors.InsufficientPrivilege):
             return QueryRefused(f"not allowed: {first} (the read-only role can only read the glaze and marts schemas)")
         return QueryRefused(f"SQL error: {first}")
