@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
@@ -30,6 +31,17 @@ run_monitoring:
   enabled: true
   start_timeout_seconds: 180
 """
+_CLI_INSTANCE_YAML = """\
+# Written by glaze: the instance in the folder above, as `glaze enrich` uses it for its in-process runs.
+telemetry:
+  enabled: false
+storage:
+  sqlite:
+    base_dir: {base_dir}
+compute_logs:
+  module: dagster.core.storage.noop_compute_log_manager
+  class: NoOpComputeLogManager
+"""
 # Dagster's own step events: the terminal shows our messages and progress; the UI keeps everything.
 DAGSTER_CHATTER = (
     "Started",
@@ -56,6 +68,24 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
         config.write_text(_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
+
+
+def cli_run_instance(settings: Settings) -> dg.DagsterInstance:
+    """The same local instance (runs show in the UI), without capturing the process's stdout and stderr.
+
+    Dagster's local compute-log capture points file descriptors 1 and 2 at a file and mirrors it back
+    with `tail` helpers in our process group: a Ctrl-C kills the helpers, and the CLI's own last words
+    (the interrupted table, what to do next) would go into that file instead of the terminal. The run's
+    events and messages are in the instance either way.
+    """
+    dagster_instance(settings)  # creates the instance folder and its dagster.yaml on first use
+    folder = settings.dagster_home / "cli-runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "dagster.yaml"
+    wanted = _CLI_INSTANCE_YAML.format(base_dir=json.dumps(str(settings.dagster_home)))
+    if not config.exists() or config.read_text() != wanted:
+        config.write_text(wanted)
+    return dg.DagsterInstance.from_config(str(folder))
 
 
 @dataclass(frozen=True)

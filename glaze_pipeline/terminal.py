@@ -87,9 +87,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None) -> None:
     """Run one table now, in this process, with a progress bar per stage; then print what it filled."""
-    from glaze_pipeline.runner import RunInterrupted, dagster_instance, new_run_id
+    from glaze_pipeline.runner import RunInterrupted, cli_run_instance, new_run_id
 
-    instance = dagster_instance(s)
+    instance = cli_run_instance(s)
     run_id = new_run_id()
     with database(s) as conn:
         set_status(conn, table_id, TableStatus.RUNNING, run_id)
