@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+import polars as pl
 import psycopg
 from rich.table import Table
 
@@ -27,7 +29,7 @@ from glaze_pipeline.core.intake.tables import (
 from glaze_pipeline.core.intake.uploads import Uploaded, upload_file
 from glaze_pipeline.core.model.fields import ALL_FIELDS, FIELD_NAMES, parse_wanted
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database
-from glaze_pipeline.core.storage import readonly, services
+from glaze_pipeline.core.storage import db, readonly, services
 from glaze_pipeline.errors import UserFacingError
 from glaze_pipeline.terminal import console, database, enrich_table, out, print_rows
 
@@ -178,6 +180,9 @@ def upload(file: Path, name: str | None, url_column: str | None, fields: str | N
 @click.option(
     "--dry-run", is_flag=True, help="Print how many rows each provider would be called for, and the cost; pay nothing."
 )
+@click.option(
+    "--no-marts", is_flag=True, help="Do not refresh the SQL marts afterwards (when enriching many tables in a row)."
+)
 def enrich(
     source: str,
     name: str | None,
@@ -186,6 +191,7 @@ def enrich(
     max_cost: float | None,
     max_cost_per_row: float | None,
     dry_run: bool,
+    no_marts: bool,
 ) -> None:
     """Enrich SOURCE (a file to upload, or an uploaded TABLE_ID) now, in this process, and print a summary."""
     s = _settings()
@@ -208,7 +214,7 @@ def enrich(
     if dry_run:
         dry_run_table(s, table_id)
         return
-    enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row))
+    enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row), refresh_marts=not no_marts)
 
 
 def dry_run_table(s: Settings, table_id: str) -> None:
@@ -332,9 +338,16 @@ def export(table_id: str, fmt: str, output: Path, explain: bool, force: bool) ->
     show_default=True,
     help="Rows to fetch and print (at most GLAZE_SQL_MAX_ROWS).",
 )
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every row of the result (at most GLAZE_SQL_MAX_ROWS) to this .csv or .parquet file instead.",
+)
+@click.option("--force", is_flag=True, help="With -o: replace the file if it exists.")
 @click.option("--role-sql", is_flag=True, help="Print the SQL an administrator runs to create the read-only role.")
-def sql_cmd(query: str | None, use_duckdb: bool, limit: int, role_sql: bool) -> None:
-    """Run one read-only SELECT against the enriched tables (schemas glaze and glaze_marts) and print the rows.
+def sql_cmd(query: str | None, use_duckdb: bool, limit: int, output: Path | None, force: bool, role_sql: bool) -> None:
+    """Run one read-only SELECT on the enriched tables (schemas glaze, glaze_marts, glaze_staging).
 
     It runs as the role glaze_reader, which can only read; see docs/usage.md.
     """
@@ -343,16 +356,52 @@ def sql_cmd(query: str | None, use_duckdb: bool, limit: int, role_sql: bool) -> 
         return
     if query is None:
         raise UsageProblem('give a query, e.g. glaze sql "SELECT * FROM glaze.tables"')
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
+        raise UsageProblem(f"{output}: name a .csv or .parquet file for -o")
     s = _settings()
-    if limit > s.sql_max_rows:
+    if output is None and limit > s.sql_max_rows:
         raise UsageProblem(f"--limit is at most {s.sql_max_rows} (GLAZE_SQL_MAX_ROWS)")
+    cap = s.sql_max_rows if output is not None else limit
     if use_duckdb:
-        result = readonly.query_stage_files(s.stages, query, max_rows=limit)
+        result = readonly.query_stage_files(s.stages, query, max_rows=cap)
     else:
-        result = readonly.run_query(open_database(s), query, max_rows=limit, readonly_url=s.readonly_database_url)
-    print_rows(result.columns, result.rows, limit)
+        result = readonly.run_query(open_database(s), query, max_rows=cap, readonly_url=s.readonly_database_url)
+    if output is None:
+        print_rows(result.columns, result.rows, limit)
+        if result.truncated:
+            out.print(f"… more rows: showing the first {limit} (--limit)")
+        return
     if result.truncated:
-        out.print(f"… more rows: showing the first {limit} (--limit)")
+        raise UsageProblem(
+            f"the result has more than {cap} rows (GLAZE_SQL_MAX_ROWS): narrow the query or raise the limit; "
+            "nothing was written"
+        )
+    frame = result_frame(result.columns, result.rows)
+    write_export(frame, output, output.suffix.lower().lstrip("."), force=force)
+    console.print(f"wrote {frame.height} rows × {frame.width} columns to {output}")
+
+
+def result_frame(columns: list[str], rows: list[tuple[object, ...]]) -> pl.DataFrame:
+    """A query result as a frame CSV and Parquet can hold: JSON and array values become JSON text."""
+    if len(set(columns)) != len(columns):
+        raise UsageProblem(f"the result has two columns of the same name ({', '.join(columns)}): name each with AS")
+    cells = [tuple(json.dumps(v, default=str) if isinstance(v, dict | list) else v for v in row) for row in rows]
+    return pl.DataFrame(cells, schema=columns, orient="row", infer_schema_length=None)
+
+
+@main.command(
+    "dbt",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dbt_cmd(args: tuple[str, ...]) -> None:
+    """Run dbt on the SQL models in dbt/, connected to glaze's database (e.g. glaze dbt docs generate --static)."""
+    from glaze_pipeline.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+    url = open_database(_settings())
+    env = os.environ | db.libpq_environment(url)  # the profile reads PGHOST & co.: the pipeline's own database
+    result = subprocess.run([str(DBT_EXECUTABLE), *args], cwd=DBT_PROJECT_DIR, env=env, check=False)  # noqa: S603
+    sys.exit(result.returncode)
 
 
 # --- dev and demo ---------------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ The CLI and the demo both print through here, so neither imports the other.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -85,8 +88,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None) -> None:
-    """Run one table now, in this process, with a progress bar per stage; then print what it filled."""
+def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None, *, refresh_marts: bool = True) -> None:
+    """Run one table now, in this process, with a progress bar per stage; print what it filled; refresh the marts."""
     from glaze_pipeline.runner import RunInterrupted, cli_run_instance, new_run_id
 
     instance = cli_run_instance(s)
@@ -112,6 +115,36 @@ def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None)
             conn.commit()
         raise RunFailed(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
     print_summary(s, table_id, outcome.run_id)
+    if refresh_marts:
+        refresh_marts_now(s)
+
+
+def refresh_marts_now(s: Settings) -> bool:
+    """Rebuild the SQL marts through Dagster in this process: without the daemon, nothing else would."""
+    from glaze_pipeline.defs.dbt.assets import BUILD_SUMMARY_PREFIX
+    from glaze_pipeline.runner import dagster_instance, refresh_marts
+
+    console.print("refreshing the SQL marts (dbt build over every landed table)…")
+    said: list[str] = []
+    # dagster-dbt echoes every dbt line to stdout and logs at INFO: the run log (UI) keeps them all, the
+    # terminal shows the one-line summary.
+    dagster_logger = logging.getLogger("dagster")
+    propagate, dagster_logger.propagate = dagster_logger.propagate, False
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            outcome = refresh_marts(
+                dagster_instance(s), on_message=lambda m: said.extend([m] if m.startswith(BUILD_SUMMARY_PREFIX) else [])
+            )
+    finally:
+        dagster_logger.propagate = propagate
+    if not outcome.success:
+        console.print(
+            f"[yellow]the SQL marts were not refreshed[/] (run {outcome.run_id}: {outcome.failure}); the table itself"
+            " is enriched. Details: glaze dev, then open the run"
+        )
+        return False
+    out.print(f'marts refreshed ({said[-1] if said else "dbt build"}): glaze sql "SELECT * FROM glaze_marts.companies"')
+    return True
 
 
 def _run_with_progress(

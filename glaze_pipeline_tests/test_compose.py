@@ -18,12 +18,12 @@ PROXY = "proxy"
 def _published(port: object) -> tuple[str, str]:
     """(host address, host port) of a compose port entry, short or long syntax."""
     if isinstance(port, dict):
-        return str(port.get("host_ip", "0.0.0.0")), str(port.get("published", ""))  # noqa: S104
+        return str(port.get("host_ip", "0.0.0.0")), str(port.get("published", ""))
     parts = str(port).split(":")
     if len(parts) == 1:
-        return "0.0.0.0", ""  # a random host port on every interface  # noqa: S104
+        return "0.0.0.0", ""  # a random host port on every interface
     if len(parts) == 2:
-        return "0.0.0.0", parts[0]  # noqa: S104
+        return "0.0.0.0", parts[0]
     return parts[0], parts[1]
 
 

@@ -26,7 +26,7 @@ from psycopg import errors as pg_errors
 from glaze_pipeline.errors import UserFacingError
 
 READER_ROLE = "glaze_reader"
-READABLE_SCHEMAS = ("glaze", "glaze_marts")  # glaze_marts: the dbt marts (dbt/dbt_project.yml)
+READABLE_SCHEMAS = ("glaze", "glaze_staging", "glaze_marts")  # the dbt schemas, from dbt/dbt_project.yml
 _FETCH_CHUNK = 500
 # Roles whose membership would give file, program or write access (PG 11+; missing ones are ignored).
 _POWERFUL_ROLES = (
@@ -81,10 +81,12 @@ BEGIN
         REVOKE EXECUTE ON FUNCTION lo_create(oid), lo_creat(integer), lo_from_bytea(oid, bytea) FROM PUBLIC;
     END IF;
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO glaze_reader', current_database());
+    -- dbt's schemas (dbt/dbt_project.yml), made here so the grants exist before dbt first builds them.
+    EXECUTE format('CREATE SCHEMA IF NOT EXISTS glaze_staging AUTHORIZATION %I', owner);
     EXECUTE format('CREATE SCHEMA IF NOT EXISTS glaze_marts AUTHORIZATION %I', owner);
-    GRANT USAGE ON SCHEMA glaze, glaze_marts TO glaze_reader;
-    GRANT SELECT ON ALL TABLES IN SCHEMA glaze, glaze_marts TO glaze_reader;
-    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA glaze, glaze_marts '
+    GRANT USAGE ON SCHEMA glaze, glaze_staging, glaze_marts TO glaze_reader;
+    GRANT SELECT ON ALL TABLES IN SCHEMA glaze, glaze_staging, glaze_marts TO glaze_reader;
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA glaze, glaze_staging, glaze_marts '
                    'GRANT SELECT ON TABLES TO glaze_reader', owner);
     IF to_regclass('glaze.api_keys') IS NOT NULL THEN
         REVOKE ALL ON glaze.api_keys FROM glaze_reader;  -- key hashes are not for readers
@@ -314,7 +316,7 @@ class stream_query:  # a context manager, named like open()
         if isinstance(exc, pg_errors.SyntaxError):
             return QueryRefused(f"SQL error: {first} (read-only: one SELECT, VALUES or WITH … SELECT per call)")
         if isinstance(exc, pg_errors.InsufficientPrivilege):
-            return QueryRefused(f"not allowed: {first} (the read-only role can only read the glaze and marts schemas)")
+            return QueryRefused(f"not allowed: {first} (the read-only role only reads glaze and the dbt schemas)")
         return QueryRefused(f"SQL error: {first}")
 
 

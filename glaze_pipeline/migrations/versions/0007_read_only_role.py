@@ -5,7 +5,7 @@ otherwise an administrator runs the same SQL (`glaze sql --role-sql`), and `glaz
 until then. The SQL lives in core/storage/readonly.py so the two can never differ.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 """
 
 from alembic import op
@@ -13,7 +13,7 @@ from alembic import op
 from glaze_pipeline.core.storage.readonly import ROLE_SQL
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0005"
 
 
 def upgrade() -> None:

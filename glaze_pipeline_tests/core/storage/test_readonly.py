@@ -251,3 +251,25 @@ def test_duckdb_reads_the_stage_files_under_a_cap(stages):
     assert result.rows == [("a", "x")] and result.truncated
     huge = query_stage_files(stages, "SELECT * FROM range(100000000)", max_rows=5)
     assert len(huge.rows) == 5 and huge.truncated
+
+
+def test_the_reader_may_read_every_schema_dbt_builds():
+    """A schema dbt writes to that the role cannot read would make the marts invisible to `glaze sql`."""
+    import yaml
+
+    from glaze_pipeline.core.storage.readonly import READABLE_SCHEMAS
+
+    project = yaml.safe_load((Path(__file__).resolve().parents[3] / "dbt" / "dbt_project.yml").read_text())
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "+schema":
+                    found.add(str(value))
+                walk(value)
+
+    walk(project)
+    assert found and found <= set(READABLE_SCHEMAS)
+    for schema in READABLE_SCHEMAS:
+        assert f"SCHEMA IF NOT EXISTS {schema}" in ROLE_SQL or schema == "glaze"
