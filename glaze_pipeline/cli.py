@@ -363,7 +363,7 @@ def sql_cmd(query: str | None, use_duckdb: bool, limit: int, output: Path | None
         raise UsageProblem(f"--limit is at most {s.sql_max_rows} (GLAZE_SQL_MAX_ROWS)")
     cap = s.sql_max_rows if output is not None else limit
     if use_duckdb:
-        result = readonly.query_stage_files(s.stages, query, max_rows=cap)
+        result = readonly.query_stage_files(s.stages, query, max_rows=cap, exports=s.exports)
     else:
         result = readonly.run_query(open_database(s), query, max_rows=cap, readonly_url=s.readonly_database_url)
     if output is None:

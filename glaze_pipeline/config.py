@@ -140,6 +140,11 @@ class Settings:
     def stages(self) -> Path:
         return self.home / "stages"
 
+    @property
+    def exports(self) -> Path:
+        """Where `glaze sql --duckdb` may read exported files (beside the stage files), e.g. a mart as Parquet."""
+        return self.home / "exports"
+
 
 def parse_resolve(spec: str) -> dict[str, tuple[str, int]]:
     """Read GLAZE_RESOLVE's form, "a.example=127.0.0.1:8081,b.example=[::1]:8082", into host → (ip, port)."""

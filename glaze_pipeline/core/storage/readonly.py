@@ -336,10 +336,11 @@ def _check_text(query: str) -> None:
 # --- DuckDB over the stage files --------------------------------------------------------------------
 
 
-def query_stage_files(stages: Path, query: str, *, max_rows: int) -> QueryResult:
-    """One SELECT over the Parquet stage files (a view per asset); DuckDB may read the stage folder and nothing else."""
+def query_stage_files(stages: Path, query: str, *, max_rows: int, exports: Path | None = None) -> QueryResult:
+    """One SELECT over the Parquet stage files (a view per asset); DuckDB may read the stage folder (and the
+    exports folder, when given) and nothing else."""
     _check_text(query)
-    con = _stage_connection(stages)
+    con = _stage_connection(stages, exports)
     try:
         try:
             statements = con.extract_statements(query)
@@ -362,7 +363,7 @@ def query_stage_files(stages: Path, query: str, *, max_rows: int) -> QueryResult
     return QueryResult(columns, rows[:max_rows], truncated=len(rows) > max_rows)
 
 
-def _stage_connection(stages: Path) -> duckdb.DuckDBPyConnection:
+def _stage_connection(stages: Path, exports: Path | None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(
         config={
             "autoinstall_known_extensions": False,
@@ -373,8 +374,8 @@ def _stage_connection(stages: Path) -> duckdb.DuckDBPyConnection:
             "temp_directory": "",  # nothing spills to disk
         }
     )
-    folder = str(stages.resolve()).rstrip("/") + "/"
-    con.execute(f"SET allowed_directories = [{_literal(folder)}]")
+    folders = [str(f.resolve()).rstrip("/") + "/" for f in (stages, exports) if f is not None]
+    con.execute(f"SET allowed_directories = [{', '.join(_literal(f) for f in folders)}]")
     con.execute("SET enable_external_access = false")
     for asset in sorted(p for p in stages.glob("*") if p.is_dir() and any(p.glob("*.parquet"))):
         name = '"' + asset.name.replace('"', '""') + '"'

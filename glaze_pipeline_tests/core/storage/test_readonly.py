@@ -203,6 +203,7 @@ def stages(tmp_path) -> Path:
     folder.mkdir(parents=True)
     pl.DataFrame({"row_key": ["a", "b"], "value": ["x", "y"]}).write_parquet(folder / "t1.parquet")
     (tmp_path / "outside.csv").write_text("secret\n42\n")
+    (tmp_path / "exports").mkdir()
     return tmp_path / "stages"
 
 
@@ -222,6 +223,7 @@ DUCKDB_ATTACKS = [
     ("SELECT * FROM read_csv('https://example.com/x.csv')", "reach the network"),
     ("COPY (SELECT 1) TO '{stages}/website_candidates/evil.parquet'", "write into the stage folder"),
     ("COPY (SELECT 1) TO '{outside_copy}'", "write a file elsewhere"),
+    ("COPY (SELECT 1) TO '{exports}/evil.csv'", "write into the exports folder"),
     ("EXPORT DATABASE '{stages}/dump'", "export into the stage folder"),
     ("SET enable_external_access = true", "unlock file access"),
     ("SELECT 1; COPY (SELECT 1) TO '{outside_copy}'", "a second statement"),
@@ -237,12 +239,28 @@ def test_duckdb_attack_is_refused_and_writes_nothing(stages, attack, intent):
         outside=root / "outside.csv",
         outside_db=root / "evil.duckdb",
         outside_copy=root / "copied.csv",
+        exports=root / "exports",
     )
     before = _files(root)
     with pytest.raises(QueryRefused) as refused:
-        query_stage_files(stages, query, max_rows=10)
+        query_stage_files(stages, query, max_rows=10, exports=root / "exports")
     assert str(refused.value).strip()
     assert _files(root) == before
+
+
+def test_duckdb_reads_the_exports_folder_but_not_beside_it(stages):
+    exports = stages.parent / "exports"
+    pl.DataFrame({"mart": ["m"]}).write_parquet(exports / "mart.parquet")
+    (stages.parent / "exports_evil").mkdir()
+    pl.DataFrame({"x": [1]}).write_parquet(stages.parent / "exports_evil" / "x.parquet")
+    found = query_stage_files(
+        stages, f"SELECT mart FROM read_parquet('{exports}/mart.parquet')", max_rows=5, exports=exports
+    )
+    assert found.rows == [("m",)]
+    with pytest.raises(QueryRefused):
+        query_stage_files(
+            stages, f"SELECT * FROM read_parquet('{stages.parent}/exports_evil/x.parquet')", max_rows=5, exports=exports
+        )
 
 
 def test_duckdb_reads_the_stage_files_under_a_cap(stages):
