@@ -28,14 +28,6 @@ from glaze_pipeline.errors import UserFacingError
 READER_ROLE = "glaze_reader"
 READABLE_SCHEMAS = ("glaze", "glaze_staging", "glaze_marts")  # the dbt schemas, from dbt/dbt_project.yml
 _FETCH_CHUNK = 500
-# Roles whose membership would give file, program or write access (PG 11+; missing ones are ignored).
-_POWERFUL_ROLES = (
-    "pg_read_server_files",
-    "pg_write_server_files",
-    "pg_execute_server_program",
-    "pg_write_all_data",
-    "pg_signal_backend",
-)
 
 # Creates the role if the caller may, sets its limits, grants what it may read. Idempotent; run by
 # migration 0007 as the glaze user, or by an administrator (`glaze sql --role-sql` prints it).
@@ -100,7 +92,6 @@ SELECT session_user::text, current_user::text, r.rolsuper OR r.rolcreaterole OR 
        OR r.rolbypassrls,
        (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid),
        coalesce(r.rolconfig, '{}'),
-       current_setting('statement_timeout'),
        has_schema_privilege(r.oid, 'glaze', 'CREATE')
          OR has_table_privilege(r.oid, 'glaze.records', 'INSERT, UPDATE, DELETE, TRUNCATE'),
        has_function_privilege(r.oid, 'lo_from_bytea(oid, bytea)', 'EXECUTE'),
@@ -159,11 +150,11 @@ def check_reader(conn: psycopg.Connection) -> float:
     conn.rollback()
     if row is None:
         raise ReadOnlyRoleProblem("the read-only connection has no role: check GLAZE_READONLY_DATABASE_URL")
-    session, current, powerful, memberships, config, _, writes, large_objects, timeout_ms = row
+    session, current, powerful, memberships, config, writes, large_objects, timeout_ms = row
     problems = []
     if session != current:
         problems.append(f"it runs as {current} for {session}")
-    if powerful or memberships:
+    if powerful or memberships:  # a member of any role could become it (set_config('role', …))
         problems.append(f"{current} is a privileged role or a member of other roles")
     if "default_transaction_read_only=on" not in config or not any(c.startswith("statement_timeout=") for c in config):
         problems.append(f"{current} has no default_transaction_read_only and statement_timeout of its own")
