@@ -250,7 +250,7 @@ def dry_run_table(s: Settings, table_id: str) -> None:
     "--url", required=True, help="The site's address: the first page is read as this URL, the others below it."
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print only a JSON array of {field, value, confidence, evidence}."
+    "--json", "as_json", is_flag=True, help="Print only a JSON array of {field, value, confidence, evidence, reason}."
 )
 def extract_cmd(pages: tuple[Path, ...], url: str, as_json: bool) -> None:
     """Extract company facts from saved HTML pages with the website provider's extractor; no network, no servers."""
@@ -264,14 +264,18 @@ def extract_cmd(pages: tuple[Path, ...], url: str, as_json: bool) -> None:
     found = sorted(extract(site, url), key=lambda f: (f.field, -f.confidence, f.value))
     logging.getLogger(__name__).info("%d candidates from %d page(s)", len(found), len(site))
     if as_json:
-        rows = [{"field": f.field, "value": f.value, "confidence": f.confidence, "evidence": f.evidence} for f in found]
+        rows = [
+            {"field": f.field, "value": f.value, "confidence": f.confidence, "evidence": f.evidence, "reason": f.reason}
+            for f in found
+        ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not found:
         console.print("nothing found")
         return
     print_rows(
-        ["field", "value", "confidence", "evidence"], [(f.field, f.value, f.confidence, f.evidence) for f in found]
+        ["field", "value", "confidence", "evidence", "choice"],
+        [(f.field, f.value, f.confidence, f.evidence, f.reason) for f in found],
     )
 
 
@@ -312,11 +316,11 @@ def repair_tables(s: Settings) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
-    "--explain", is_flag=True, help="Add <column>_confidence, <column>_source and <column>_status beside each field."
+    "--explain", is_flag=True, help="Add <column>_source and <column>_status beside each field and its confidence."
 )
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists, even the file the table was uploaded from.")
 def export(table_id: str, fmt: str, output: Path, explain: bool, force: bool) -> None:
-    """Write the user's rows (same order, duplicates included) plus enriched columns and glaze_status."""
+    """Write the user's rows (same order, duplicates included) plus enriched columns, their confidence, glaze_status."""
     with database(_settings()) as conn:
         info = table_info(conn, table_id)
         frame = export_frame(conn, info, explain=explain)

@@ -160,5 +160,5 @@ def test_export_never_overwrites_without_force(runner, uploaded, tmp_path):
 
     forced = runner.invoke(main, ["export", table_id, "-o", str(existing), "--force"])
     assert forced.exit_code == 0, forced.output
-    assert pl.read_csv(existing).columns == ["website", "company_name", "glaze_status"]
+    assert pl.read_csv(existing).columns == ["website", "company_name", "company_name_confidence", "glaze_status"]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]

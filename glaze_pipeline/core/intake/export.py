@@ -24,7 +24,7 @@ from glaze_pipeline.core.intake.tables import TableInfo
 from glaze_pipeline.errors import UserFacingError
 
 STATUS_COLUMN = "glaze_status"
-EXPLAIN_PARTS = ("confidence", "source", "status")  # --explain: `<column>_<part>` beside each enriched column
+EXPLAIN_PARTS = ("source", "status")  # --explain: `<column>_<part>` beside each enriched column and its confidence
 # A spreadsheet runs a cell starting with one of these as a formula (full-width forms too, in some locales).
 _FORMULA_START = "=+-@\t\r＝＋－＠"
 _RISKY = "^[" + "".join("\\" + c if c in "-+" else c for c in _FORMULA_START) + "]"
@@ -37,10 +37,11 @@ class ExportError(UserFacingError):
 
 @dataclass(frozen=True)
 class ExportLayout:
-    """Which column each field lands in, and its explanation columns when asked for."""
+    """Which column each field lands in, its confidence column, and its explanation columns when asked for."""
 
     fields: dict[str, str]  # field → column
-    explain: dict[str, tuple[str, str, str]]  # field → (confidence, source, status) columns
+    confidence: dict[str, str]  # field → `<column>_confidence`, always there
+    explain: dict[str, tuple[str, str]]  # field → (source, status) columns, with --explain
     status: str
 
 
@@ -56,16 +57,33 @@ def _free(base: str, taken: set[str]) -> str:
 def export_layout(info: TableInfo, *, explain: bool = False) -> ExportLayout:
     taken = set(info.columns)
     fields: dict[str, str] = {}
-    explained: dict[str, tuple[str, str, str]] = {}
+    confidence: dict[str, str] = {}
+    explained: dict[str, tuple[str, str]] = {}
     for field in info.wanted_fields:
         fields[field] = column = _free(field, taken)
+        confidence[field] = _free(f"{column}_confidence", taken)
         if explain:
-            confidence, source, status = (_free(f"{column}_{part}", taken) for part in EXPLAIN_PARTS)
-            explained[field] = (confidence, source, status)
-    return ExportLayout(fields, explained, _free(STATUS_COLUMN, taken))
+            source, status = (_free(f"{column}_{part}", taken) for part in EXPLAIN_PARTS)
+            explained[field] = (source, status)
+    return ExportLayout(fields, confidence, explained, _free(STATUS_COLUMN, taken))
+
+
+def enriched_column_names(info: TableInfo) -> dict[str, str]:
+    """Field → export column (see `export_layout`)."""
+    return export_layout(info).fields
+
+
+def confidence_column_names(info: TableInfo) -> dict[str, str]:
+    """Field → its confidence column, `<column>_confidence` named by the same rule."""
+    return export_layout(info).confidence
 
 
 def export_frame(conn: psycopg.Connection, info: TableInfo, *, explain: bool = False) -> pl.DataFrame:
+    """The user's rows in order; each enriched column followed by its confidence (and, with `explain`, its
+    source and status), then `glaze_status`.
+
+    A confidence beside an empty cell is a value kept only as a candidate (below GLAZE_MIN_CONFIDENCE).
+    """
     layout = export_layout(info, explain=explain)
     query = sql.SQL(
         """SELECT i.original, i.outcome, i.reason, r.status, r.provenance, {fields}
@@ -75,10 +93,10 @@ def export_frame(conn: psycopg.Connection, info: TableInfo, *, explain: bool = F
     ).format(fields=sql.SQL(", ").join(sql.SQL("r.") + sql.Identifier(f) for f in layout.fields) or sql.SQL("NULL"))
     schema: dict[str, pl.DataType] = {c: pl.String() for c in info.columns}
     for field, column in layout.fields.items():
-        schema[column] = pl.String()
+        schema |= {column: pl.String(), layout.confidence[field]: pl.Int64()}
         if field in layout.explain:
-            confidence, source, status = layout.explain[field]
-            schema |= {confidence: pl.Int64(), source: pl.String(), status: pl.String()}
+            source, status = layout.explain[field]
+            schema |= {source: pl.String(), status: pl.String()}
     schema[layout.status] = pl.String()
     rows = [_export_row(info, layout, *row) for row in conn.execute(query, (info.table_id,)).fetchall()]
     return pl.DataFrame(rows, schema=schema, orient="row")
@@ -98,11 +116,20 @@ def _export_row(
     explained = provenance if isinstance(provenance, dict) else json.loads(str(provenance)) if provenance else {}
     row: list[object] = [cells.get(column) for column in info.columns]
     for field, value in zip(layout.fields, values if layout.fields else (), strict=True):
-        row.append(value)
+        confidence, source, status = _explanation(explained.get(field))
+        row.extend([value, confidence])
         if field in layout.explain:
-            row.extend(_explanation(explained.get(field)))
+            row.extend([source, status])
     row.append(f"rejected: {reason}" if outcome == "rejected" else status or "not_enriched")
     return row
+
+
+def field_confidence(provenance: object, field: str) -> int | None:
+    """The confidence the provenance gives a field's best value: landed, or kept only as a candidate."""
+    if provenance is None:
+        return None
+    entries = provenance if isinstance(provenance, dict) else json.loads(str(provenance))
+    return _explanation(entries.get(field))[0]
 
 
 def _explanation(cell: object) -> tuple[int | None, str | None, str | None]:

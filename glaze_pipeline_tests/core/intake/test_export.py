@@ -1,16 +1,25 @@
-"""The export: round-trips through a new upload, explains each cell on request, escapes formulas (headers too)
-but not signed numbers, and never writes over a file unless forced."""
+"""The export: each value's confidence beside it, round-trips through a new upload, explains each cell on request,
+escapes formulas (headers too) but not signed numbers, and never writes over a file unless forced."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from glaze_pipeline.core.intake.export import ExportError, escape_formulas, export_frame, write_export
-from glaze_pipeline.core.intake.tables import table_info
+from glaze_pipeline.core.intake.export import (
+    ExportError,
+    confidence_column_names,
+    enriched_column_names,
+    escape_formulas,
+    export_frame,
+    field_confidence,
+    write_export,
+)
+from glaze_pipeline.core.intake.tables import TableInfo, table_info
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.core.model.candidates import CANDIDATE_SCHEMA
 from glaze_pipeline.core.pipeline.merge import merge
@@ -58,7 +67,7 @@ def test_export_explains_each_cell(conn, tmp_path):
     assert frame.row(1)[1:5] == (None, None, None, "not_found")
     assert frame.row(2)[1:5] == (None, None, None, None) and frame.row(2)[5].startswith("rejected: ")
     plain = export_frame(conn, table_info(conn, uploaded.table_id))
-    assert plain.columns == ["url", "company_name", "glaze_status"]
+    assert plain.columns == ["url", "company_name", "company_name_confidence", "glaze_status"]
 
 
 def test_an_export_uploads_and_exports_again_with_predictable_names(conn, tmp_path):
@@ -117,3 +126,28 @@ def test_write_export_refuses_existing_files_and_inputs_unless_forced(tmp_path):
     with pytest.raises(ExportError, match="does not exist"):
         write_export(frame, tmp_path / "missing" / "x.csv", "csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no partial file left behind
+
+
+def _info(columns: list[str], wanted: list[str]) -> TableInfo:
+    return TableInfo("t", "t", "website", columns, wanted, [], 1, 1, 0, 0, "enriched", datetime.now(UTC))
+
+
+def test_each_enriched_column_has_a_confidence_column_prefixed_like_it() -> None:
+    table = _info(["website", "company_name", "company_email_confidence"], ["company_name", "company_email"])
+    assert enriched_column_names(table) == {"company_name": "glaze_company_name", "company_email": "company_email"}
+    assert confidence_column_names(table) == {
+        "company_name": "glaze_company_name_confidence",
+        "company_email": "glaze_company_email_confidence",  # the user's table already has this name
+    }
+
+
+def test_confidence_of_a_landed_value_and_of_one_kept_only_as_a_candidate() -> None:
+    provenance = {
+        "company_name": {"status": "filled", "confidence": 98, "source": "website"},
+        "company_country": {"status": "low_confidence", "value": "IO", "confidence": 41, "source": "website"},
+        "company_email": {"status": "not_found"},
+    }
+    assert field_confidence(provenance, "company_name") == 98
+    assert field_confidence(json.dumps(provenance), "company_country") == 41  # the cell itself stays empty
+    assert field_confidence(provenance, "company_email") is None
+    assert field_confidence(None, "company_name") is None  # a rejected input row has no record
