@@ -45,23 +45,22 @@ def _start_enrich(servers, tmp_path: Path, site: RoutedSite, name: str) -> tuple
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own group: the signal reaches the crawler children too, as from a terminal
     )
-    _wait_for(lambda: bool(site.hits) or process.poll() is not None, "the run to reach the website")
+    _wait_for(lambda: bool(site.log) or process.poll() is not None, "the run to reach the website")
     assert process.poll() is None, process.communicate()
     return process, source
 
 
 @pytest.fixture
 def stalled_site():
-    site = RoutedSite("127.0.0.1")
+    with RoutedSite("127.0.0.1") as site:
 
-    def stall(seen: int):
-        site.release.wait(300)
-        return html("<title>Stalled</title>")
+        def stall(seen: int):
+            site.release.wait(300)
+            return html("<title>Stalled</title>")
 
-    site.routes[(HOST, "/")] = stall
-    site.routes[("*", "/robots.txt")] = lambda seen: (404, {}, b"")
-    yield site
-    site.stop()
+        site.routes[(HOST, "/")] = stall
+        site.routes[("*", "/robots.txt")] = lambda seen: (404, {}, b"")
+        yield site
 
 
 def _run_of(servers, table_id: str, conn) -> dg.DagsterRun:
