@@ -16,7 +16,7 @@ def test_every_catalog_field_has_a_records_column(servers, conn):
 def test_migrate_is_idempotent_and_at_head(servers):
     db.migrate(servers.database_url)
     db.migrate(servers.database_url)
-    assert db.current_revision(servers.database_url) == "0005"
+    assert db.current_revision(servers.database_url) == "0008"
 
 
 def test_libpq_environment_is_the_one_url_socket_directory_included():
