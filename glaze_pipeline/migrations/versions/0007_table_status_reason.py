@@ -4,14 +4,14 @@
 `heartbeat_at` is refreshed by a running run, so a run whose process died is found and its table
 released instead of staying `running` for good.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0007
+Revises: 0006
 """
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0007"
+down_revision = "0006"
 
 
 def upgrade() -> None:

@@ -4,7 +4,7 @@ Created here when the migrating user may create roles (the embedded server, a su
 otherwise an administrator runs the same SQL (`glaze sql --role-sql`), and `glaze sql` refuses
 until then. The SQL lives in core/storage/readonly.py so the two can never differ.
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 from glaze_pipeline.core.storage.readonly import ROLE_SQL
 
-revision = "0007"
+revision = "0006"
 down_revision = "0005"
 
 
