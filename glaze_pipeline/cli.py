@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,9 +28,9 @@ from glaze_pipeline.core.intake.tables import (
     table_info,
 )
 from glaze_pipeline.core.intake.uploads import Uploaded, upload_file
-from glaze_pipeline.core.model.fields import FIELD_NAMES, parse_wanted
+from glaze_pipeline.core.model.fields import ALL_FIELDS, FIELD_NAMES, parse_wanted
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database
-from glaze_pipeline.core.storage import db, services
+from glaze_pipeline.core.storage import db, readonly, services
 from glaze_pipeline.errors import UserFacingError
 from glaze_pipeline.terminal import (
     console,
@@ -43,32 +44,46 @@ from glaze_pipeline.terminal import (
     refresh_marts_now,
 )
 
+DEBUG = "glaze.debug"
+
 
 class GlazeGroup(click.Group):
-    """The CLI's edge: a user-facing error prints its sentence (exit code 2), never a traceback."""
+    """The CLI's edge: a user-facing error prints its sentence (exit code 2), never a traceback (unless --debug)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except UserFacingError as exc:
-            raise UsageProblem(str(exc)) from exc
+            if ctx.meta.get(DEBUG):
+                traceback.print_exc()
+            raise UsageProblem(str(exc), getattr(exc, "exit_code", UsageProblem.exit_code)) from exc
 
 
 class UsageProblem(click.ClickException):
+    """What the user sees: the sentence, and exit code 2 (130 when Ctrl-C stopped a run)."""
+
     exit_code = 2
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 def _settings() -> Settings:
+    """The configuration, validated now: a bad variable stops the command before anything is queued."""
     return settings()
 
 
 @click.group(cls=GlazeGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log info and debug detail to stderr (default: warnings).")
-def main(verbose: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback behind an error message.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """glaze-pipeline: enrich tables of company and person URLs through a provider waterfall.
 
     Logs go to stderr as JSON lines; results go to stdout.
     """
+    ctx.meta[DEBUG] = debug
     logs.configure("cli", _settings(), level=logging.DEBUG if verbose else logging.WARNING)
 
 
@@ -143,7 +158,11 @@ def _upload(
 _file_options = [
     click.option("--name", help="Table name (slugged into the table id); default: the file name."),
     click.option("--url-column", help="Column holding the URLs; detected when not given."),
-    click.option("--fields", help=f"Comma-separated fields to fill; default all. Known: {', '.join(FIELD_NAMES)}"),
+    click.option(
+        "--fields",
+        help=f"Comma-separated fields to fill, or '{ALL_FIELDS}' (the default when not given). "
+        f"Known: {', '.join(FIELD_NAMES)}",
+    ),
 ]
 
 
@@ -190,7 +209,9 @@ def enrich(
 ) -> None:
     """Enrich SOURCE (a file to upload, or an uploaded TABLE_ID) now, in this process, and print a summary."""
     s = _settings()
+    wanted = parse_wanted(fields) if fields is not None else None  # a bad list stops here, before anything is stored
     path = Path(source)
+    repair_tables(s)
     with database(s) as conn:
         if path.is_file():
             status = TableStatus.PLANNED if dry_run else TableStatus.RUNNING
@@ -200,8 +221,8 @@ def enrich(
                 table_id = table_info(conn, source).table_id
             except TableNotFound as exc:
                 raise UsageProblem(f"{source!r} is neither a file nor an uploaded table id") from exc
-            if fields is not None:  # an enriched table gains these fields, and the run asks only for them
-                ask_for_fields(conn, table_id, parse_wanted(fields))
+            if wanted is not None:  # an enriched table gains these fields, and the run asks only for them
+                ask_for_fields(conn, table_id, wanted)
             if not dry_run:
                 set_status(conn, table_id, TableStatus.RUNNING)
     if dry_run:
@@ -276,10 +297,12 @@ def extract_cmd(pages: tuple[Path, ...], url: str, as_json: bool) -> None:
 
 @main.command("tables")
 def tables_cmd() -> None:
-    """List uploaded tables with their row counts and status."""
-    with database(_settings(), create=False) as conn:
+    """List uploaded tables with their row counts and status (and why, for a failed one)."""
+    s = _settings()
+    repair_tables(s)
+    with database(s, create=False) as conn:
         infos = list_tables(conn)
-    table = Table("table_id", "rows in", "accepted", "rejected", "duplicates", "status", "uploaded")
+    table = Table("table_id", "rows in", "accepted", "rejected", "duplicates", "status", "uploaded", "reason")
     for i in infos:
         table.add_row(
             i.table_id,
@@ -289,19 +312,38 @@ def tables_cmd() -> None:
             str(i.duplicates),
             i.status,
             i.created_at.strftime("%Y-%m-%d %H:%M"),
+            i.status_reason or "",
         )
     out.print(table)
+
+
+def repair_tables(s: Settings) -> None:
+    """The start-up check: tables whose run died (or whose run request was lost) are released and said so."""
+    from glaze_pipeline.defs.lifecycle.runs import repair_tables as repair
+    from glaze_pipeline.runner import dagster_instance
+
+    if not services.database_exists(s):
+        return  # a home with no database yet has nothing to repair (and is not created just to look)
+    with database(s) as conn:
+        for r in repair(dagster_instance(s), conn, s.run_lost_after_s):
+            console.print(f"[yellow]table {r.table_id} {r.action}[/]: {r.reason}")
 
 
 @main.command()
 @click.argument("table_id")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def export(table_id: str, fmt: str, output: Path) -> None:
-    """Write the user's rows (same order, duplicates included) plus enriched columns and glaze_status."""
+@click.option(
+    "--explain", is_flag=True, help="Add <column>_source and <column>_status beside each field and its confidence."
+)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists, even the file the table was uploaded from.")
+def export(table_id: str, fmt: str, output: Path, explain: bool, force: bool) -> None:
+    """Write the user's rows (same order, duplicates included) plus enriched columns, their confidence, glaze_status."""
     with database(_settings(), create=False) as conn:
-        frame = export_frame(conn, table_info(conn, table_id))
-    write_export(frame, output, fmt)
+        info = table_info(conn, table_id)
+        frame = export_frame(conn, info, explain=explain)
+    inputs = (Path(info.source_file),) if info.source_file else ()
+    write_export(frame, output, fmt, force=force, inputs=inputs)
     console.print(f"wrote {frame.height} rows × {frame.width} columns to {output}")
 
 
@@ -353,7 +395,7 @@ _no_marts = click.option("--no-marts", is_flag=True, help="Do not rebuild the SQ
 def delete_cmd(table_id: str, yes: bool, no_marts: bool) -> None:
     """Remove TABLE_ID everywhere: its Dagster partition and runs, input rows, records, field values, rejects,
     stage files and the cached answers only it used. The ledger keeps what was paid, not what was answered."""
-    from glaze_pipeline.core.pipeline.lifecycle import delete_table
+    from glaze_pipeline.core.pipeline.removal import delete_table
     from glaze_pipeline.core.pipeline.runtime import open_runtime
     from glaze_pipeline.runner import dagster_instance, forget_partition
 
@@ -377,7 +419,7 @@ def delete_cmd(table_id: str, yes: bool, no_marts: bool) -> None:
 def purge_cmd(url: str, yes: bool, no_marts: bool) -> None:
     """Remove one company or person from every table, the cache, the ledger's stored answers and the stage
     files (a right-to-erasure request), and print what was removed. The ledger keeps what each call cost."""
-    from glaze_pipeline.core.pipeline.lifecycle import purge_entity
+    from glaze_pipeline.core.pipeline.removal import purge_entity
     from glaze_pipeline.core.pipeline.runtime import open_runtime
 
     s = _settings()
@@ -395,36 +437,56 @@ def purge_cmd(url: str, yes: bool, no_marts: bool) -> None:
 
 
 @main.command("sql")
-@click.argument("query")
+@click.argument("query", required=False)
 @click.option("--duckdb", "use_duckdb", is_flag=True, help="Query the Parquet stage files with DuckDB instead.")
-@click.option("--limit", default=200, show_default=True, help="Rows to print.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Rows to fetch and print (at most GLAZE_SQL_MAX_ROWS).",
+)
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write every row of the result to this .csv or .parquet file instead of printing it.",
+    help="Write every row of the result (at most GLAZE_SQL_MAX_ROWS) to this .csv or .parquet file instead.",
 )
-def sql_cmd(query: str, use_duckdb: bool, limit: int, output: Path | None) -> None:
-    """Run read-only SQL on the enriched tables (schemas glaze, glaze_marts, glaze_staging) and print the result."""
+@click.option("--force", is_flag=True, help="With -o: replace the file if it exists.")
+@click.option("--role-sql", is_flag=True, help="Print the SQL an administrator runs to create the read-only role.")
+def sql_cmd(query: str | None, use_duckdb: bool, limit: int, output: Path | None, force: bool, role_sql: bool) -> None:
+    """Run one read-only SELECT on the enriched tables (schemas glaze, glaze_marts, glaze_staging).
+
+    It runs as the role glaze_reader, which can only read; see docs/usage.md.
+    """
+    if role_sql:
+        click.echo(readonly.ROLE_SQL)
+        return
+    if query is None:
+        raise UsageProblem('give a query, e.g. glaze sql "SELECT * FROM glaze.tables"')
     if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
         raise UsageProblem(f"{output}: name a .csv or .parquet file for -o")
     s = _settings()
+    if output is None and limit > s.sql_max_rows:
+        raise UsageProblem(f"--limit is at most {s.sql_max_rows} (GLAZE_SQL_MAX_ROWS)")
+    cap = s.sql_max_rows if output is not None else limit
     if use_duckdb:
-        columns, rows = _duckdb_query(s, query)
+        result = readonly.query_stage_files(s.stages, query, max_rows=cap, exports=s.exports)
     else:
         url = open_database(s, create=False)
-        try:
-            with psycopg.connect(url, options="-c default_transaction_read_only=on -c statement_timeout=60000") as conn:
-                cur = conn.execute(query.encode())  # the user's own query, in a read-only transaction
-                columns = [d.name for d in cur.description or []]
-                rows = cur.fetchall() if cur.description else []
-        except psycopg.Error as exc:
-            raise UsageProblem(f"SQL error: {exc}".strip()) from exc
+        result = readonly.run_query(url, query, max_rows=cap, readonly_url=s.readonly_database_url)
     if output is None:
-        print_rows(columns, rows, limit)
+        print_rows(result.columns, result.rows, limit)
+        if result.truncated:
+            out.print(f"… more rows: showing the first {limit} (--limit)")
         return
-    frame = result_frame(columns, rows)
-    write_export(frame, output, output.suffix.lower().lstrip("."))
+    if result.truncated:
+        raise UsageProblem(
+            f"the result has more than {cap} rows (GLAZE_SQL_MAX_ROWS): narrow the query or raise the limit; "
+            "nothing was written"
+        )
+    frame = result_frame(result.columns, result.rows)
+    write_export(frame, output, output.suffix.lower().lstrip("."), force=force)
     console.print(f"wrote {frame.height} rows × {frame.width} columns to {output}")
 
 
@@ -434,20 +496,6 @@ def result_frame(columns: list[str], rows: list[tuple[object, ...]]) -> pl.DataF
         raise UsageProblem(f"the result has two columns of the same name ({', '.join(columns)}): name each with AS")
     cells = [tuple(json.dumps(v, default=str) if isinstance(v, dict | list) else v for v in row) for row in rows]
     return pl.DataFrame(cells, schema=columns, orient="row", infer_schema_length=None)
-
-
-def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object, ...]]]:
-    import duckdb
-
-    con = duckdb.connect()
-    for folder in sorted(p for p in s.stages.glob("*") if p.is_dir()):
-        files = str(folder / "*.parquet").replace("'", "''")
-        con.execute(f"CREATE VIEW \"{folder.name}\" AS SELECT * FROM read_parquet('{files}', filename = true)")
-    try:
-        result = con.execute(query)
-    except duckdb.Error as exc:
-        raise UsageProblem(f"SQL error: {exc}") from exc
-    return [d[0] for d in result.description], result.fetchall()
 
 
 @main.command(
@@ -475,6 +523,7 @@ def dev(port: int) -> None:
     s = _settings()
     open_database(s)
     services.ensure_redis(s)
+    repair_tables(s)
     from glaze_pipeline.runner import dagster_instance
 
     dagster_instance(s)

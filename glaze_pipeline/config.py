@@ -6,6 +6,7 @@ test or the demo can point everything elsewhere by setting variables first.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -84,6 +85,15 @@ _API_DEFAULTS: dict[str, tuple[str, float, float, float, int, int]] = {
 
 
 @dataclass(frozen=True)
+class UploadLimits:
+    """The largest upload glaze reads: checked before a file is parsed (bytes) or stored (rows, cells)."""
+
+    max_bytes: int = 512 * 1024 * 1024
+    max_rows: int = 5_000_000
+    max_cell_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str | None  # None: the embedded PostgreSQL under home
@@ -113,6 +123,10 @@ class Settings:
     max_cost_usd: float = 10.0  # per run, all paid providers together
     max_cost_per_row_usd: float = 0.10
     limiter_fallback_workers: int = 4  # when Redis is down, each process takes 1/N of a provider's limits
+    readonly_database_url: str | None = field(default=None, repr=False)  # None: the main URL as glaze_reader
+    sql_max_rows: int = 10_000  # the most rows one read-only query returns (glaze sql, the API)
+    upload_limits: UploadLimits = field(default_factory=UploadLimits)
+    run_lost_after_s: float = 180.0  # a running table with no sign of life for this long is marked failed
 
     @property
     def dagster_home(self) -> Path:
@@ -125,6 +139,60 @@ class Settings:
     @property
     def stages(self) -> Path:
         return self.home / "stages"
+
+    @property
+    def exports(self) -> Path:
+        """Where `glaze sql --duckdb` may read exported files (beside the stage files), e.g. a mart as Parquet."""
+        return self.home / "exports"
+
+
+def parse_resolve(spec: str) -> dict[str, tuple[str, int]]:
+    """Read GLAZE_RESOLVE's form, "a.example=127.0.0.1:8081,b.example=[::1]:8082", into host → (ip, port)."""
+    overrides: dict[str, tuple[str, int]] = {}
+    for entry in spec.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, sep, address = entry.partition("=")
+        ip, colon, port = address.strip().rpartition(":")
+        ip = ip.removeprefix("[").removesuffix("]")
+        if not sep or not colon or not host.strip() or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"GLAZE_RESOLVE entry {entry!r} must look like 'host.example=127.0.0.1:8081'")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError as exc:
+            raise ConfigError(f"GLAZE_RESOLVE entry {entry!r} must map the name to an IP address and port") from exc
+        overrides[host.strip()] = (ip, int(port))
+    return overrides
+
+
+def _private_networks(env: dict[str, str]) -> tuple[bool, tuple[str, ...]]:
+    """GLAZE_ALLOW_PRIVATE_NETWORKS: a yes/no word, or a comma list of CIDRs that are allowed."""
+    raw = env.get("GLAZE_ALLOW_PRIVATE_NETWORKS", "").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True, ()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False, ()
+    networks = tuple(n.strip() for n in raw.split(",") if n.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigError(
+                f"GLAZE_ALLOW_PRIVATE_NETWORKS must be 1/0 or CIDRs like '10.0.0.0/8', got {network!r}"
+            ) from exc
+    return False, networks
+
+
+def _upload_limits(env: dict[str, str]) -> UploadLimits:
+    limits = UploadLimits(
+        max_bytes=_int(env, "GLAZE_MAX_UPLOAD_MB", 512) * 1024 * 1024,
+        max_rows=_int(env, "GLAZE_MAX_UPLOAD_ROWS", 5_000_000),
+        max_cell_bytes=_int(env, "GLAZE_MAX_CELL_KB", 64) * 1024,
+    )
+    if min(limits.max_bytes, limits.max_rows, limits.max_cell_bytes) <= 0:
+        raise ConfigError("GLAZE_MAX_UPLOAD_MB, GLAZE_MAX_UPLOAD_ROWS and GLAZE_MAX_CELL_KB must be at least 1")
+    return limits
 
 
 def load_waterfall_order(path: Path = WATERFALL_FILE) -> tuple[str, ...]:
@@ -168,13 +236,13 @@ def glaze_home(env: dict[str, str]) -> Path:
 def settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     home = glaze_home(env)
-    private = env.get("GLAZE_ALLOW_PRIVATE_NETWORKS", "").strip().lower()
-    allow_all_private = private in {"1", "true", "yes", "on"}
-    networks = (
-        ()
-        if allow_all_private or private in {"", "0", "false", "no", "off"}
-        else tuple(n.strip() for n in private.split(",") if n.strip())
-    )
+    allow_all_private, networks = _private_networks(env)
+    resolve = env.get("GLAZE_RESOLVE", "")
+    parse_resolve(resolve)  # a typo fails the command now, not inside a run
+    sql_max_rows = _int(env, "GLAZE_SQL_MAX_ROWS", 10_000)
+    run_lost_after_s = _float(env, "GLAZE_RUN_LOST_AFTER_S", 180.0)
+    if sql_max_rows < 1 or run_lost_after_s < 10:
+        raise ConfigError("GLAZE_SQL_MAX_ROWS must be at least 1 and GLAZE_RUN_LOST_AFTER_S at least 10")
     return Settings(
         home=home,
         database_url=env.get("GLAZE_DATABASE_URL") or None,
@@ -182,7 +250,7 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         redis_prefix=env.get("GLAZE_REDIS_PREFIX") or "glaze:",
         allow_private_networks=allow_all_private,
         allowed_networks=networks,
-        resolve_overrides=env.get("GLAZE_RESOLVE", ""),
+        resolve_overrides=resolve,
         cache_ttl_s=_int(env, "GLAZE_CACHE_TTL_DAYS", 7) * 86_400,
         negative_cache_ttl_s=_int(env, "GLAZE_NEGATIVE_CACHE_TTL_HOURS", 24) * 3_600,
         min_confidence=_int(env, "GLAZE_MIN_CONFIDENCE", 70),
@@ -210,4 +278,8 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         max_cost_usd=_float(env, "GLAZE_MAX_COST_USD", 10.0),
         max_cost_per_row_usd=_float(env, "GLAZE_MAX_COST_PER_ROW_USD", 0.10),
         limiter_fallback_workers=max(1, _int(env, "GLAZE_LIMITER_FALLBACK_WORKERS", 4)),
+        readonly_database_url=env.get("GLAZE_READONLY_DATABASE_URL") or None,
+        sql_max_rows=sql_max_rows,
+        upload_limits=_upload_limits(env),
+        run_lost_after_s=run_lost_after_s,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
@@ -14,6 +15,7 @@ import dagster as dg
 
 from glaze_pipeline.config import Settings
 from glaze_pipeline.core import aio
+from glaze_pipeline.core.intake.lifecycle import ProcessIdentity
 from glaze_pipeline.core.pipeline.estimate import StageEstimate, estimate_waterfall
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_runtime
 from glaze_pipeline.core.pipeline.waterfall import TableWork
@@ -25,6 +27,21 @@ _INSTANCE_YAML = """\
 # Production uses dagster-postgres storage, see docker/dagster.yaml.
 telemetry:
   enabled: false
+# Runs that never start are failed; runs whose process died are found by glaze's lost_table_runs sensor.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+"""
+_CLI_INSTANCE_YAML = """\
+# Written by glaze: the instance in the folder above, as `glaze enrich` uses it for its in-process runs.
+telemetry:
+  enabled: false
+storage:
+  sqlite:
+    base_dir: {base_dir}
+compute_logs:
+  module: dagster.core.storage.noop_compute_log_manager
+  class: NoOpComputeLogManager
 """
 # Dagster's own step events: the terminal shows our messages and progress; the UI keeps everything.
 DAGSTER_CHATTER = (
@@ -52,6 +69,24 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
         config.write_text(_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
+
+
+def cli_run_instance(settings: Settings) -> dg.DagsterInstance:
+    """The same local instance (runs show in the UI), without capturing the process's stdout and stderr.
+
+    Dagster's local compute-log capture points file descriptors 1 and 2 at a file and mirrors it back
+    with `tail` helpers in our process group: a Ctrl-C kills the helpers, and the CLI's own last words
+    (the interrupted table, what to do next) would go into that file instead of the terminal. The run's
+    events and messages are in the instance either way.
+    """
+    dagster_instance(settings)  # creates the instance folder and its dagster.yaml on first use
+    folder = settings.dagster_home / "cli-runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "dagster.yaml"
+    wanted = _CLI_INSTANCE_YAML.format(base_dir=json.dumps(str(settings.dagster_home)))
+    if not config.exists() or config.read_text() != wanted:
+        config.write_text(wanted)
+    return dg.DagsterInstance.from_config(str(folder))
 
 
 IN_PROGRESS = (
@@ -126,6 +161,18 @@ class RunOutcome:
     failure: str | None
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C (or SIGTERM) stopped a run started here; the run is already marked failed in Dagster."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} interrupted")
+        self.run_id = run_id
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
 OnMessage = Callable[[str], None]
 
 
@@ -137,8 +184,12 @@ def run_table(
     on_progress: ProgressListener | None = None,
     on_message: OnMessage | None = None,
     poll_s: float = 0.3,
+    run_id: str | None = None,
 ) -> RunOutcome:
-    """Execute `enrich_table` for one partition in this process; watchers hear progress and messages as they come."""
+    """Execute `enrich_table` for one partition in this process; watchers hear progress and messages as they come.
+
+    Ctrl-C marks the run failed in Dagster and raises RunInterrupted (see `_InProcessRun.watch`).
+    """
     assert TABLES.name is not None
     instance.add_dynamic_partitions(TABLES.name, [table_id])
     budget = {k: v for k, v in vars(limits or BudgetLimits()).items() if v is not None}
@@ -148,7 +199,7 @@ def run_table(
         {"resources": {"budget": {"config": budget}}},
         {"progress": ProgressResource.listening(on_progress)} if on_progress else None,
     )
-    return run.watch(instance, on_message, poll_s)
+    return run.watch(instance, on_message, poll_s, run_id=run_id)
 
 
 def refresh_marts(
@@ -169,27 +220,40 @@ class _InProcessRun:
     run_config: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] | None = None
 
-    def watch(self, instance: dg.DagsterInstance, on_message: OnMessage | None, poll_s: float) -> RunOutcome:
-        """Run it, passing each of its own log messages to `on_message` as they come."""
-        run_id = str(uuid.uuid4())
+    def watch(
+        self, instance: dg.DagsterInstance, on_message: OnMessage | None, poll_s: float, run_id: str | None = None
+    ) -> RunOutcome:
+        """Run it, passing each of its own log messages to `on_message` as they come.
+
+        Ctrl-C marks the run failed in Dagster and raises RunInterrupted; the worker is a daemon thread,
+        so the process can end at once (Postgres rolls back whatever it was writing).
+        """
+        run_id = run_id or new_run_id()
         outcome: dict[str, object] = {}
         worker = threading.Thread(
             target=self._execute,
             args=(instance, run_id, outcome),
             name=f"glaze-run-{self.partition_key or self.job_name}",
+            daemon=True,
         )
         worker.start()
         seen = 0
-        while True:
-            worker.join(poll_s)
-            if on_message is not None:
-                records = instance.all_logs(run_id)
-                for record in records[seen:]:
-                    if record.user_message and not record.user_message.startswith(DAGSTER_CHATTER):
-                        on_message(record.user_message)
-                seen = len(records)
-            if not worker.is_alive():
-                break
+        try:
+            while True:
+                worker.join(poll_s)
+                if on_message is not None:
+                    records = instance.all_logs(run_id)
+                    for record in records[seen:]:
+                        if record.user_message and not record.user_message.startswith(DAGSTER_CHATTER):
+                            on_message(record.user_message)
+                    seen = len(records)
+                if not worker.is_alive():
+                    break
+        except KeyboardInterrupt:
+            run = instance.get_run_by_id(run_id)
+            if run is not None and not run.is_finished:
+                instance.report_run_failed(run, "interrupted by Ctrl-C (or SIGTERM) in the glaze command that ran it")
+            raise RunInterrupted(run_id) from None
         return RunOutcome(run_id, bool(outcome.get("success")), outcome.get("failure"))  # type: ignore[arg-type]
 
     def _execute(self, instance: dg.DagsterInstance, run_id: str, outcome: dict[str, object]) -> None:
@@ -202,7 +266,7 @@ class _InProcessRun:
                 partition_key=self.partition_key,
                 run_id=run_id,
                 raise_on_error=False,
-                tags={"glaze/launched_by": "cli"},
+                tags={"glaze/launched_by": "cli", **ProcessIdentity.current().tags()},
                 # The terminal shows progress and our messages; the full log is in the instance (UI).
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}} | self.run_config,
                 resources=self.resources,

@@ -9,14 +9,18 @@ import contextlib
 import io
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from glaze_pipeline.config import Settings
 from glaze_pipeline.core.intake.tables import TableInfo, TableStatus, set_status, table_info
@@ -28,6 +32,11 @@ from glaze_pipeline.core.storage import db
 from glaze_pipeline.errors import UserFacingError
 
 ProgressListener = Callable[[str, int, int], None]  # (stage, done, total), as the progress resource calls it
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from glaze_pipeline.runner import RunOutcome
 
 # Piped output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
 _WIDTH = None if Console().is_terminal else 200
@@ -46,20 +55,22 @@ def database(s: Settings, *, create: bool = True) -> Iterator[psycopg.Connection
         yield conn
 
 
+def cell_text(value: object) -> Text:
+    """A value as the user wrote it: JSON as JSON, and never read as markup (cells hold scraped text)."""
+    if value is None:
+        return Text("")
+    if isinstance(value, dict | list):
+        return Text(json.dumps(value, ensure_ascii=False, default=str))
+    return Text(str(value))
+
+
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[object]], limit: int = 200) -> None:
-    table = Table(*columns)
-    for row in rows[:limit]:
-        table.add_row(*(_cell(v) for v in row))
+    table = Table(*(Column(Text(c)) for c in columns))
+    for row in rows[: max(limit, 0)]:
+        table.add_row(*(cell_text(v) for v in row))
     out.print(table)
     if len(rows) > limit:
-        out.print(f"… {len(rows) - limit} more rows")
-
-
-def _cell(value: object) -> str:
-    """A value as a user reads it; JSON columns (filled_by_source) as JSON, not Python's repr."""
-    if value is None:
-        return ""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+        out.print(f"… {len(rows) - max(limit, 0)} more rows")
 
 
 class RunFailed(UserFacingError):
@@ -106,19 +117,54 @@ def coverage_before_run(s: Settings, table_id: str) -> dict[str, str]:
     return notes
 
 
+class RunStopped(UserFacingError):
+    """Ctrl-C or SIGTERM stopped the run; the table is marked failed, and the exit code is 130."""
+
+    exit_code = 130
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) ends a run the way Ctrl-C does, so the table is released either way."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None, *, refresh_marts: bool = True) -> None:
     """Run one table now, in this process, with a progress bar per stage; print what it filled and cost; refresh
     the marts. The run's warnings reach the terminal once, as log lines; the bars and the summary are the rest.
     """
-    from glaze_pipeline.runner import dagster_instance, run_table
+    from glaze_pipeline.runner import RunInterrupted, cli_run_instance, new_run_id
 
     notes = coverage_before_run(s, table_id)
-    instance = dagster_instance(s)
-    with _bars() as progress:
-        outcome = run_table(table_id, instance, limits=limits, on_progress=_listener(progress))
+    instance = cli_run_instance(s)
+    run_id = new_run_id()
+    with database(s) as conn:
+        set_status(conn, table_id, TableStatus.RUNNING, run_id)
+        conn.commit()
+    try:
+        with _sigterm_as_interrupt():
+            outcome = _run_with_progress(table_id, instance, limits, run_id)
+    except RunInterrupted as exc:
+        reason = f"interrupted: run {exc.run_id[:8]} was stopped by Ctrl-C; run it again with `glaze enrich {table_id}`"
+        with database(s) as conn:
+            set_status(conn, table_id, TableStatus.FAILED, reason=reason)
+            conn.commit()
+        raise RunStopped(
+            f"stopped: table {table_id} is marked failed (run {exc.run_id[:8]}); run it again with "
+            f"`glaze enrich {table_id}` (answers already paid for are not paid again)"
+        ) from exc
     if not outcome.success:
         with database(s) as conn:
-            set_status(conn, table_id, TableStatus.FAILED)
+            set_status(conn, table_id, TableStatus.FAILED, reason=f"run {outcome.run_id[:8]} failed: {outcome.failure}")
+            conn.commit()
         raise RunFailed(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
     print_summary(s, table_id, outcome.run_id, notes)
     if refresh_marts:
@@ -153,6 +199,15 @@ def refresh_marts_now(s: Settings) -> bool:
     return True
 
 
+def _run_with_progress(
+    table_id: str, instance: dg.DagsterInstance, limits: BudgetLimits | None, run_id: str
+) -> RunOutcome:
+    from glaze_pipeline.runner import run_table
+
+    with _bars() as progress:  # the run's own words reach the terminal as log lines, once
+        return run_table(table_id, instance, limits=limits, on_progress=_listener(progress), run_id=run_id)
+
+
 def print_summary(s: Settings, table_id: str, run_id: str | None, notes: dict[str, str] | None = None) -> None:
     """The table's picture (coverage by field, cost by provider), then how to query and export it."""
     with database(s, create=False) as conn:
@@ -161,7 +216,7 @@ def print_summary(s: Settings, table_id: str, run_id: str | None, notes: dict[st
         report = table_report(conn, table_id, prices, notes)
     print_report(report, info, run_id)
     out.print(f"query:  glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{table_id}'\"")
-    out.print(f"export: glaze export {table_id} --format csv -o {table_id}_enriched.csv")
+    out.print(f"export: glaze export {table_id} --format csv -o {table_id}_enriched.csv  (--explain: why each cell)")
 
 
 def print_report(report: TableReport, info: TableInfo, run_id: str | None = None) -> None:

@@ -57,7 +57,7 @@ def test_enrich_then_export_gives_the_users_table_back(runner, tmp_path, monkeyp
     ]
     assert all(int(c) >= 70 for c in frame["company_name_confidence"].to_list())  # landed values only here
     assert frame["website"].to_list() == urls
-    assert frame["note"].to_list() == ["'=HYPERLINK(1)", "plain", "'+1", "dup"]  # formulas defused
+    assert frame["note"].to_list() == ["'=HYPERLINK(1)", "plain", "+1", "dup"]  # formulas defused, numbers kept
     assert frame["company_name"][3] == frame["company_name"][0]
 
     status = runner.invoke(main, ["status", "export_me"])

@@ -14,6 +14,7 @@ from pydantic import PrivateAttr
 
 from glaze_pipeline import logs
 from glaze_pipeline.config import settings
+from glaze_pipeline.core.intake.lifecycle import Heartbeat
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, Runtime, connect_runtime
 
 TABLES = dg.DynamicPartitionsDefinition(name="tables")
@@ -43,13 +44,22 @@ class RuntimeResource(dg.ConfigurableResource):
     """
 
     _runtime: Runtime | None = PrivateAttr(default=None)
+    _heartbeat: Heartbeat | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         s = settings()
         logs.configure("run" if context.dagster_run else "sensor", s)
         self._runtime = connect_runtime(s)
+        run = context.dagster_run
+        table_id = run.tags.get("dagster/partition") if run is not None else None
+        if run is not None and table_id:  # while this process works on the table, it says so (lost-run check)
+            every_s = self._runtime.settings.run_lost_after_s / 6
+            self._heartbeat = Heartbeat(self._runtime.database_url, table_id, run.run_id, every_s)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         if self._runtime is not None:
             self._runtime.close()
             self._runtime = None

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
+from glaze_pipeline.config import UploadLimits
 from glaze_pipeline.core.model.fields import field_for_column
 from glaze_pipeline.core.model.urls import InvalidUrl, parse_entity
 from glaze_pipeline.errors import UserFacingError
@@ -40,6 +42,7 @@ URL_COLUMN_NAMES: tuple[str, ...] = (
 )
 
 SNIFF_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 1024 * 1024  # a longer first line is not a header row
 DETECT_SAMPLE_ROWS = 200
 _DELIMITERS = ",;\t|"
 _NO_DELIMITER = "\x1f"  # ASCII unit separator: never in a typed-in table
@@ -136,14 +139,22 @@ def detect_url_column(columns: list[str], sample: pl.DataFrame) -> str:
     return best
 
 
-def read_upload(path: Path, *, url_column: str | None = None, name: str | None = None) -> ParsedUpload:
-    """Read a CSV/TSV/Parquet upload into classified rows; raise UploadError when the file is unusable."""
+def read_upload(
+    path: Path, *, url_column: str | None = None, name: str | None = None, limits: UploadLimits | None = None
+) -> ParsedUpload:
+    """Read a CSV/TSV/Parquet upload into classified rows; raise UploadError when the file is unusable.
+
+    The size limits are checked before the file is parsed (bytes) and before anything is classified or
+    stored (rows, the largest cell), so an oversized upload costs little memory and nothing is kept.
+    """
     path = Path(path)
+    limits = limits or UploadLimits()
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
+        _check_size(path.name, path.stat().st_size, limits)
         columns, frame = _read_csv(path)
     elif suffix in PARQUET_SUFFIXES:
-        columns, frame = _read_parquet(path)
+        columns, frame = _read_parquet(path, limits)
     else:
         raise UploadError(
             f"{path.name}: unsupported file type {suffix or '(no extension)'!r}; "
@@ -151,6 +162,8 @@ def read_upload(path: Path, *, url_column: str | None = None, name: str | None =
         )
     if frame.height == 0:
         raise UploadError(f"{path.name} is empty: it has a header row but no data rows")
+    _check_rows(path.name, frame.height, limits)
+    _check_cells(path.name, columns, frame, limits)
 
     internal = frame.columns
     if url_column is None:
@@ -275,11 +288,12 @@ def _read_csv(path: Path) -> tuple[list[str], pl.DataFrame]:
     data = _as_utf8(path.read_bytes(), path.name)
     if not data.strip():
         raise UploadError(f"{path.name} is empty: upload a file with a header row and at least one data row")
-    head = data[:SNIFF_BYTES].decode("utf-8", errors="ignore")
-    if len(data) > SNIFF_BYTES and "\n" in head:
-        head = head[: head.rindex("\n") + 1]  # a cut line would mislead the sniffer
+    head = _head(data, path.name)
     delimiter = _sniff_delimiter(head, default="\t" if path.suffix.lower() == ".tsv" else ",")
-    header = next(csv.reader(io.StringIO(head), delimiter=delimiter), [])
+    try:  # newline="": the csv module reads bare CR line ends itself, as the file gave them
+        header = next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise UploadError(f"{path.name}: the header row cannot be read as CSV ({exc}); check its quoting") from exc
     _check_header(header, path.name)
 
     internal = [f"c{i}" for i in range(len(header))]
@@ -304,7 +318,23 @@ def _read_csv(path: Path) -> tuple[list[str], pl.DataFrame]:
     return header, frame.filter(~pl.all_horizontal(pl.all().is_null()))
 
 
-def _read_parquet(path: Path) -> tuple[list[str], pl.DataFrame]:
+def _head(data: bytes, file_name: str) -> str:
+    """The first lines for the sniffer: at least the whole header line, and never a line cut in two."""
+    first_newline = data.find(b"\n", 0, MAX_HEADER_BYTES)
+    if first_newline < 0 and len(data) > MAX_HEADER_BYTES:
+        raise UploadError(
+            f"{file_name}: the first line is longer than {MAX_HEADER_BYTES // 1024} KB, so it is not a header row; "
+            "upload a CSV whose first line names the columns"
+        )
+    end = max(SNIFF_BYTES, first_newline + 1)
+    head = data[:end]
+    if len(data) > end and b"\n" in head:
+        head = head[: head.rindex(b"\n") + 1]  # a cut line would mislead the sniffer
+    return head.decode("utf-8", errors="ignore")
+
+
+def _read_parquet(path: Path, limits: UploadLimits) -> tuple[list[str], pl.DataFrame]:
+    _check_parquet_size(path, limits)
     try:
         frame = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -317,11 +347,99 @@ def _read_parquet(path: Path) -> tuple[list[str], pl.DataFrame]:
             f"{path.name}: columns {_listing(nested)} hold lists or structs; flatten them to text columns"
         )
     internal = [f"c{i}" for i in range(len(columns))]
+    frame = frame.rename(dict(zip(columns, internal, strict=True)))
+    _check_binary_text(frame, columns, path.name)
     try:
-        frame = frame.select([pl.nth(i).cast(pl.String).alias(c) for i, c in enumerate(internal)])
+        frame = frame.select([pl.col(c).cast(pl.String) for c in internal])
     except pl.exceptions.PolarsError as exc:
         raise UploadError(f"{path.name}: a column cannot be read as text: {_first_line(exc)}") from exc
+    _check_no_nul(frame, columns, path.name)
     return columns, frame
+
+
+def _check_parquet_size(path: Path, limits: UploadLimits) -> None:
+    """Rows and decompressed bytes from the file's footer, before any page is decoded (a small file can unpack huge)."""
+    _check_size(path.name, path.stat().st_size, limits)
+    try:
+        with duckdb.connect() as con:
+            row = con.execute(
+                "SELECT coalesce(sum(total_uncompressed_size), 0) FROM parquet_metadata($1)", [str(path)]
+            ).fetchone()
+            rows = con.execute(
+                "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($1)", [str(path)]
+            ).fetchone()
+    except duckdb.Error as exc:
+        raise UploadError(f"{path.name} could not be read as Parquet: {_first_line(exc)}") from exc
+    _check_size(path.name, int(row[0]) if row else 0, limits, unpacked=True)
+    _check_rows(path.name, int(rows[0]) if rows else 0, limits)
+
+
+def _check_binary_text(frame: pl.DataFrame, columns: list[str], file_name: str) -> None:
+    """Binary columns become text only if they are UTF-8; say where the first one that is not sits."""
+    for internal, column in zip(frame.columns, columns, strict=True):
+        if frame.schema[internal] != pl.Binary:
+            continue
+        values = frame.get_column(internal)
+        try:
+            values.cast(pl.String)
+            continue
+        except pl.exceptions.PolarsError:
+            pass
+        for number, value in enumerate(values.to_list(), start=1):  # error path only: find the row
+            try:
+                value is None or value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UploadError(
+                    f"{file_name}: column {column!r}, row {number} is not UTF-8 text (byte 0x{value[exc.start]:02x}); "
+                    "write the column as UTF-8 strings and upload the file again"
+                ) from exc
+
+
+def _check_no_nul(frame: pl.DataFrame, columns: list[str], file_name: str) -> None:
+    """Postgres refuses NUL in text and JSON, so it is refused here, with where it is, like the CSV reader does."""
+    for name in columns:
+        if "\x00" in name:
+            raise UploadError(f"{file_name}: a column name contains a NUL byte; rename the column and upload it again")
+    has_nul = frame.select(pl.all().str.contains("\x00", literal=True).any()).row(0)
+    for internal, column, found in zip(frame.columns, columns, has_nul, strict=True):
+        if found:
+            number = int(frame.get_column(internal).str.contains("\x00", literal=True).arg_true()[0]) + 1
+            raise UploadError(
+                f"{file_name}: column {column!r}, row {number} contains a NUL byte, which a text cell cannot hold; "
+                "remove it (it often comes from binary data or UTF-16 text) and upload the file again"
+            )
+
+
+def _check_size(file_name: str, size: int, limits: UploadLimits, *, unpacked: bool = False) -> None:
+    if size > limits.max_bytes:
+        what = "holds" if not unpacked else "unpacks to"
+        raise UploadError(
+            f"{file_name} {what} {size / 2**20:.1f} MB, above the upload limit of {limits.max_bytes / 2**20:g} MB "
+            "(GLAZE_MAX_UPLOAD_MB): split it into smaller files"
+        )
+
+
+def _check_rows(file_name: str, rows: int, limits: UploadLimits) -> None:
+    if rows > limits.max_rows:
+        raise UploadError(
+            f"{file_name} has {rows} rows, above the upload limit of {limits.max_rows} (GLAZE_MAX_UPLOAD_ROWS): "
+            "split it into smaller files"
+        )
+
+
+def _check_cells(file_name: str, columns: list[str], frame: pl.DataFrame, limits: UploadLimits) -> None:
+    """No cell (and no column name) above GLAZE_MAX_CELL_KB: such a cell is a mistake, not a company's URL."""
+    too_long = [c for c in columns if len(c.encode()) > limits.max_cell_bytes]
+    if too_long:
+        raise UploadError(f"{file_name}: a column name is longer than {limits.max_cell_bytes // 1024} KB; shorten it")
+    longest = frame.select(pl.all().str.len_bytes().max()).row(0)
+    for internal, column, size in zip(frame.columns, columns, longest, strict=True):
+        if size is not None and size > limits.max_cell_bytes:
+            number = int(frame.get_column(internal).str.len_bytes().arg_max() or 0) + 1
+            raise UploadError(
+                f"{file_name}: column {column!r}, row {number} holds {size / 1024:.0f} KB, above the cell limit of "
+                f"{limits.max_cell_bytes // 1024} KB (GLAZE_MAX_CELL_KB): shorten or remove that cell"
+            )
 
 
 def _as_utf8(data: bytes, file_name: str) -> bytes:
@@ -330,12 +448,15 @@ def _as_utf8(data: bytes, file_name: str) -> bytes:
         data = data[len(codecs.BOM_UTF8) :]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return data.decode("utf-16").encode("utf-8")
+            data = data.decode("utf-16").encode("utf-8")
         except UnicodeDecodeError as exc:
             raise UploadError(
                 f"{file_name} starts like UTF-16 but is not valid UTF-16 at byte offset {exc.start}; "
                 "save the file as UTF-8 (CSV UTF-8) and upload it again"
             ) from exc
+        if b"\x00" in data:
+            raise UploadError(f"{file_name} contains a NUL character, which a text cell cannot hold; remove it")
+        return data
     # NUL is legal UTF-8 but never in a text table, and Postgres refuses it in text and JSONB.
     nul = data.find(b"\x00")
     if nul >= 0:
@@ -407,13 +528,16 @@ def _check_header(header: list[str], file_name: str) -> None:
 
 def _csv_problem(data: bytes, delimiter: str, width: int, file_name: str, exc: Exception) -> str:
     """Point at the first data row with more fields than the header (error path only)."""
-    records = (r for r in csv.reader(io.StringIO(data.decode("utf-8")), delimiter=delimiter) if r)
-    for number, record in enumerate(records):
-        if len(record) > width:
-            return (
-                f"{file_name}: row {number} has {len(record)} fields but the header has {width}; "
-                "fix that row or quote values that contain the delimiter"
-            )
+    records = (r for r in csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=delimiter) if r)
+    try:
+        for number, record in enumerate(records):
+            if len(record) > width:
+                return (
+                    f"{file_name}: row {number} has {len(record)} fields but the header has {width}; "
+                    "fix that row or quote values that contain the delimiter"
+                )
+    except csv.Error:
+        pass  # the parser's own message below says enough
     return f"{file_name} could not be read as CSV: {_first_line(exc)}"
 
 

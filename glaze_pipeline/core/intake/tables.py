@@ -50,6 +50,8 @@ class TableInfo:
     duplicates: int
     status: str
     created_at: datetime
+    source_file: str | None = None
+    status_reason: str | None = None
     run_fields: list[str] | None = None  # what the next run asks for; None: every wanted field
 
 
@@ -121,7 +123,7 @@ def table_info(conn: psycopg.Connection, table_id: str) -> TableInfo:
     cur = conn.cursor(row_factory=class_row(TableInfo))
     info = cur.execute(
         """SELECT table_id, name, url_column, columns, wanted_fields, hint_fields, rows_in, accepted,
-                  rejected, duplicates, status, created_at, run_fields
+                  rejected, duplicates, status, created_at, source_file, status_reason, run_fields
            FROM glaze.tables WHERE table_id = %s""",
         (table_id,),
     ).fetchone()
@@ -135,11 +137,14 @@ def list_tables(conn: psycopg.Connection) -> list[TableInfo]:
     return [table_info(conn, t) for t in ids]
 
 
-def set_status(conn: psycopg.Connection, table_id: str, status: str, run_id: str | None = None) -> None:
+def set_status(
+    conn: psycopg.Connection, table_id: str, status: str, run_id: str | None = None, reason: str | None = None
+) -> None:
+    """Move a table to `status`; `reason` says why (a failure's cause) and is cleared by any later change."""
     conn.execute(
-        "UPDATE glaze.tables SET status = %s, last_run_id = coalesce(%s, last_run_id), updated_at = now()"
-        " WHERE table_id = %s",
-        (status, run_id, table_id),
+        "UPDATE glaze.tables SET status = %s, last_run_id = coalesce(%s, last_run_id), status_reason = %s,"
+        " heartbeat_at = CASE WHEN %s = 'running' THEN now() END, updated_at = now() WHERE table_id = %s",
+        (status, run_id, reason, status, table_id),
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 
+from glaze_pipeline.config import UploadLimits, settings
 from glaze_pipeline.core.intake.ingest import UploadCounts, read_upload
 from glaze_pipeline.core.intake.tables import TableStatus, register_upload
 from glaze_pipeline.core.model.fields import parse_wanted
@@ -34,10 +35,14 @@ def upload_file(
     url_column: str | None = None,
     fields: str | list[str] | None = None,
     status: str = TableStatus.PENDING,
+    limits: UploadLimits | None = None,
 ) -> Uploaded:
-    """Raises UploadError / UnknownFieldError with a message for the user; stores nothing in that case."""
+    """Raises UploadError / UnknownFieldError with a message for the user; stores nothing in that case.
+
+    `limits` default to the configured ones (GLAZE_MAX_UPLOAD_MB & co), so every way in enforces them.
+    """
     wanted = parse_wanted(fields)
-    parsed = read_upload(path, url_column=url_column, name=name)
+    parsed = read_upload(path, url_column=url_column, name=name, limits=limits or settings().upload_limits)
     table_id = register_upload(conn, parsed, wanted, source_file=str(path), status=status)
     return Uploaded(table_id, parsed.counts, parsed.url_column, wanted)
 

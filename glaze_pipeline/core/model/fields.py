@@ -405,11 +405,27 @@ def field_for_column(column: str) -> str | None:
     return name if name in CATALOG else None
 
 
+ALL_FIELDS = "all"
+
+
 def parse_wanted(spec: str | list[str] | None) -> list[str]:
-    """Fields the user asked for, in catalog order; all of them when none named."""
-    if spec is None or spec == "" or spec == []:
+    """Fields the user asked for, in catalog order.
+
+    Not given (None) or "all" means every field; a list that names nothing (`""`, `",,,"`) is an error,
+    not "all": a typo must not start the most expensive run there is.
+    """
+    if spec is None:
         return list(FIELD_NAMES)
-    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec)]
+    names = [n for n in names if n]
+    if not names:
+        raise UnknownFieldError(
+            "the field list is empty: name at least one field (e.g. company_name,company_email) or 'all'"
+        )
+    if ALL_FIELDS in names:
+        if len(names) > 1:
+            raise UnknownFieldError("'all' already means every field: give either 'all' or field names, not both")
+        return list(FIELD_NAMES)
     unknown = [n for n in names if n not in CATALOG]
     if unknown:
         raise UnknownFieldError(f"unknown field(s): {', '.join(unknown)}. Known fields: {', '.join(FIELD_NAMES)}")

@@ -13,8 +13,29 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 
+from glaze_pipeline.errors import UserFacingError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _MIGRATION_LOCK = 7_311_042  # pg_advisory_lock key: one migrator at a time across processes
+
+
+class DatabaseUnreachable(UserFacingError, ConnectionError):
+    """PostgreSQL did not answer; the message names the server (never the password) and what to check."""
+
+    @classmethod
+    def of(cls, url: str, exc: BaseException) -> DatabaseUnreachable:
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        detail = lines[0].removeprefix("(psycopg.OperationalError) ") if lines else type(exc).__name__
+        return cls(f"cannot reach PostgreSQL at {server_name(url)} ({detail}): start it, or fix GLAZE_DATABASE_URL")
+
+
+def server_name(url: str) -> str:
+    """host:port/database of a libpq URL, for messages: the password never appears."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the configured URL"
+    return f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
 
 
 # libpq's own variables, filled from the one database URL for tools that take their connection from the
@@ -55,7 +76,10 @@ def advisory_lock(url: str, key: int) -> Iterator[None]:
 
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=autocommit)
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachable.of(url, exc) from exc
 
 
 def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
@@ -72,7 +96,7 @@ def migrate(url: str) -> None:
     """Apply pending migrations; safe to call from many processes at once."""
     # A creator accepts any libpq string (URL or key=value, Unix sockets included) exactly as psycopg does.
     engine = sqlalchemy.create_engine(
-        "postgresql+psycopg://", creator=lambda: psycopg.connect(url), poolclass=sqlalchemy.pool.NullPool
+        "postgresql+psycopg://", creator=lambda: connect(url), poolclass=sqlalchemy.pool.NullPool
     )
     try:
         with engine.begin() as conn:

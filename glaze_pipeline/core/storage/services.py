@@ -25,6 +25,7 @@ import redis
 from psycopg import sql
 
 from glaze_pipeline.config import Settings
+from glaze_pipeline.core.storage.db import DatabaseUnreachable
 from glaze_pipeline.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,11 @@ def create_database_if_missing(url: str) -> None:
     info = psycopg.conninfo.conninfo_to_dict(url)
     name = str(info.get("dbname") or DATABASE_NAME)
     admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachable.of(url, exc) from exc
+    with conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

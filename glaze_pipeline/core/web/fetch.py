@@ -17,6 +17,7 @@ from types import TracebackType
 import brotli
 import httpx
 
+from glaze_pipeline.config import parse_resolve
 from glaze_pipeline.core.model.status import DOES_NOT_RESOLVE, Status
 
 Address = tuple[str, int]
@@ -113,21 +114,7 @@ class OverrideResolver:
     @classmethod
     def parse(cls, spec: str, *, fallback: Resolver | None = system_resolver) -> OverrideResolver:
         """Read "a.example=127.0.0.1:8081,b.example=[::1]:8082" (the form config files and env carry)."""
-        overrides: dict[str, Address] = {}
-        for entry in spec.split(","):
-            entry = entry.strip()
-            if not entry:
-                continue
-            host, sep, address = entry.partition("=")
-            ip, colon, port = address.strip().rpartition(":")
-            ip = ip.removeprefix("[").removesuffix("]")
-            if not sep or not colon or not host.strip() or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"resolver override {entry!r} must look like 'host.example=127.0.0.1:8081'")
-            try:
-                ipaddress.ip_address(ip)
-            except ValueError as exc:
-                raise ValueError(f"resolver override {entry!r} must map to an IP address: {exc}") from exc
-            overrides[host.strip()] = (ip, int(port))
+        overrides: dict[str, Address] = parse_resolve(spec)  # the one reader of this form, in config
         return cls(overrides, fallback=fallback)
 
     def __str__(self) -> str:

@@ -1,3 +1,5 @@
+from alembic.script import ScriptDirectory
+
 from glaze_pipeline.core.model.fields import FIELD_NAMES
 from glaze_pipeline.core.storage import db
 
@@ -16,7 +18,18 @@ def test_every_catalog_field_has_a_records_column(servers, conn):
 def test_migrate_is_idempotent_and_at_head(servers):
     db.migrate(servers.database_url)
     db.migrate(servers.database_url)
-    assert db.current_revision(servers.database_url) == "0009"
+    scripts = ScriptDirectory(str(db.MIGRATIONS_DIR))
+    assert db.current_revision(servers.database_url) == scripts.get_current_head()
+
+
+def test_migrations_form_one_numbered_chain():
+    """Each revision is its file's number and follows the one before: parallel branches must re-chain at merge."""
+    scripts = ScriptDirectory(str(db.MIGRATIONS_DIR))
+    chain = list(reversed(list(scripts.walk_revisions())))
+    assert [r.revision for r in chain] == [f"{n:04d}" for n in range(1, len(chain) + 1)]
+    assert all(r.down_revision == (f"{n:04d}" if n else None) for n, r in enumerate(chain))
+    files = sorted(p.name[:4] for p in (db.MIGRATIONS_DIR / "versions").glob("[0-9]*.py"))
+    assert files == [r.revision for r in chain]
 
 
 def test_libpq_environment_is_the_one_url_socket_directory_included():
