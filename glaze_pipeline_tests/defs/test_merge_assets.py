@@ -185,7 +185,9 @@ def test_an_unresolvable_host_lands_and_exports_not_found_with_its_reason(server
     assert provenance["company_industry"]["status"] == "skipped_no_key"
     assert "is not set" in provenance["company_industry"]["reason"]
     exported = export_frame(conn, table_info(conn, table_id))
-    assert exported["glaze_status"].to_list() == ["not_found"]
+    assert exported["glaze_status"].to_list() == [
+        "not_found: website: host name 'nowhere-at-all.example' does not resolve"
+    ]
     landed = result.asset_materializations_for_node("landed_records")[0].metadata
     assert "company_industry: no configured provider fills it" in landed["fields_no_provider_fills"].value
     assert "| `company_name` | 0 | 1 | 0 | not_found 1 |" in landed["picture"].value

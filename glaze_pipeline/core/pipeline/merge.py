@@ -195,7 +195,8 @@ def unfilled(tried: Sequence[Outcome], silence: str = NOBODY_ANSWERED) -> dict[s
 def _chosen(best: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, object]:
     return {
         "status": Status.FILLED.value,
-        "reason": _why_chosen(best, others),
+        # Not `reason`: that names why a cell is empty (the export shows it beside the status).
+        "chosen_because": _why_chosen(best, others),
         "confidence": best["boosted"],
         "source": best["source"],
         "evidence": best["evidence"],
@@ -267,7 +268,7 @@ def _kept_values(records: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
     }
     entry = pl.Struct(
         {name: pl.Int64 if name == "confidence" else pl.String for name in ("status", "source", "confidence", "reason")}
-        | {"rejected_value": pl.String, "value": pl.String}
+        | {"rejected_value": pl.String, "value": pl.String, "chosen_because": pl.String}
     )
     present = [name for name in FIELD_NAMES if name in fields]
     decoded = records.select(
@@ -282,7 +283,10 @@ def _kept_values(records: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
             kept_value=pl.coalesce(pl.col(name), pl.col("provenance").struct.field(name).struct.field("value")),
             kept_source=pl.col("provenance").struct.field(name).struct.field("source"),
             kept_conf=pl.col("provenance").struct.field(name).struct.field("confidence"),
-            kept_reason=pl.col("provenance").struct.field(name).struct.field("reason"),
+            kept_reason=pl.coalesce(  # a value under the threshold has both: its reason says why it is no fact
+                pl.col("provenance").struct.field(name).struct.field("reason"),
+                pl.col("provenance").struct.field(name).struct.field("chosen_because"),
+            ),
             rejected_value=pl.col("provenance").struct.field(name).struct.field("rejected_value"),
         ).filter(pl.col("field_status").is_not_null())
         for name in present
