@@ -76,6 +76,16 @@ class RetrySettings:
     breaker_cooldown_s: float = 30.0
 
 
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The single-record API and its sensor: how long to hold a request open, upload size, the UI's address."""
+
+    requests_wait_s: float = 4.0  # the requests sensor listens this long for new requests within one tick
+    max_wait_s: float = 30.0  # the most `?wait=` may hold a POST open
+    max_upload_bytes: int = 100 * 1024 * 1024
+    dagster_url: str = "http://127.0.0.1:3000"  # runs link to {dagster_url}/runs/<run id>
+
+
 # Defaults per paid provider: price per billed call, rate per second and per minute, concurrency, burst.
 _API_DEFAULTS: dict[str, tuple[str, float, float, float, int, int]] = {
     "linkedin": ("https://web-scraping-api2.p.rapidapi.com", 0.01, 5.0, 0.0, 8, 1),
@@ -113,6 +123,7 @@ class Settings:
     max_cost_usd: float = 10.0  # per run, all paid providers together
     max_cost_per_row_usd: float = 0.10
     limiter_fallback_workers: int = 4  # when Redis is down, each process takes 1/N of a provider's limits
+    api: ServiceSettings = field(default_factory=lambda: ServiceSettings())
 
     @property
     def dagster_home(self) -> Path:
@@ -200,4 +211,10 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         max_cost_usd=_float(env, "GLAZE_MAX_COST_USD", 10.0),
         max_cost_per_row_usd=_float(env, "GLAZE_MAX_COST_PER_ROW_USD", 0.10),
         limiter_fallback_workers=max(1, _int(env, "GLAZE_LIMITER_FALLBACK_WORKERS", 4)),
+        api=ServiceSettings(
+            requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
+            max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),
+            max_upload_bytes=max(1, _int(env, "GLAZE_API_MAX_UPLOAD_MB", 100)) * 1024 * 1024,
+            dagster_url=(env.get("GLAZE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        ),
     )
