@@ -82,6 +82,14 @@ def authenticate(conn: psycopg.Connection, token: str | None) -> ApiKey | None:
     return key if key.active else None
 
 
+def key_by_id(conn: psycopg.Connection, key_id: str) -> ApiKey | None:
+    """An active key by its id (a console session holds only the id)."""
+    cur = conn.cursor(row_factory=class_row(ApiKey))
+    return cur.execute(
+        f"SELECT {_COLUMNS} FROM glaze.api_keys WHERE key_id = %s AND revoked_at IS NULL", (key_id,)
+    ).fetchone()
+
+
 def list_keys(conn: psycopg.Connection) -> list[ApiKey]:
     cur = conn.cursor(row_factory=class_row(ApiKey))
     return cur.execute(f"SELECT {_COLUMNS} FROM glaze.api_keys WHERE key_id IS NOT NULL ORDER BY created_at").fetchall()
