@@ -294,15 +294,15 @@ def add_ledger_runs(conn: psycopg.Connection, ledger_runs: dict[str, str]) -> No
         )
 
 
-def complete_requests(conn: psycopg.Connection, results: dict[str, tuple[dict[str, Any], float]]) -> None:
-    """Write each request's result and cost, and announce it (request id → (result, cost))."""
+def complete_requests(conn: psycopg.Connection, results: dict[str, dict[str, Any]]) -> None:
+    """Write each request's result (request id → result, its cost in `costs.total_usd`) and announce it."""
     with conn.transaction():
         with conn.cursor() as cur:
             cur.executemany(
                 """UPDATE glaze.requests SET status = 'completed', result = %s, cost_usd = %s, error = NULL,
                        finished_at = now(), updated_at = now()
                    WHERE request_id = %s AND status <> 'completed'""",
-                [(Jsonb(result), cost, uuid.UUID(rid)) for rid, (result, cost) in results.items()],
+                [(Jsonb(r), r["costs"]["total_usd"], uuid.UUID(rid)) for rid, r in results.items()],
             )
         _announce(conn, list(results))
 
