@@ -219,7 +219,9 @@ def test_idempotent_retry_returns_the_same_request(api, token):
         first = client.post("/v1/enrich", json=body, headers={"Idempotency-Key": "order-17"})
         retry = client.post("/v1/enrich", json=body, headers={"Idempotency-Key": "order-17"})
         other = client.post("/v1/enrich", json=body, headers={"Idempotency-Key": "order-18"})
-        changed = client.post("/v1/enrich", json=body | {"fields": ["company_email"]}, headers={"Idempotency-Key": "order-17"})
+        changed = client.post(
+            "/v1/enrich", json=body | {"fields": ["company_email"]}, headers={"Idempotency-Key": "order-17"}
+        )
     assert first.status_code == retry.status_code == 202
     assert retry.json()["request_id"] == first.json()["request_id"]
     assert other.json()["request_id"] != first.json()["request_id"]
@@ -240,7 +242,9 @@ def test_oversized_upload_gets_413_before_the_body_is_read(api, conn):
             f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         sock.sendall(head.encode())
-        part = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\nwebsite\n'.encode()
+        part = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\nwebsite\n'.encode()
+        )
         sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
         chunk = b"https://a.bench.example\n" * 10_000  # ~240 KB
         sent = len(part)
@@ -276,7 +280,9 @@ def test_bad_csv_gets_422_with_the_reason_and_registers_nothing(api, conn, token
     with api.client(token) as client:
         no_urls = client.post("/v1/tables", files={"file": ("people.csv", b"name,age\nAda,36\nAlan,41\n")})
         wrong_column = client.post(
-            "/v1/tables", files={"file": ("leads.csv", f"website\n{host()}\n".encode())}, data={"url_column": "homepage"}
+            "/v1/tables",
+            files={"file": ("leads.csv", f"website\n{host()}\n".encode())},
+            data={"url_column": "homepage"},
         )
         bad_field = client.post(
             "/v1/tables", files={"file": ("leads.csv", f"website\n{host()}\n".encode())}, data={"fields": "shoe_size"}
@@ -299,9 +305,13 @@ def test_upload_runs_like_a_dropped_file_and_the_export_escapes_formulas(api, co
     from glaze_pipeline.definitions import defs
 
     urls = [host(), host()]
-    csv = f"website,note\n{urls[0]},=HYPERLINK(\"http://evil\")\n{urls[1]},+1 555\n{urls[0]},dup\nnot a url,x\n"
+    csv = f'website,note\n{urls[0]},=HYPERLINK("http://evil")\n{urls[1]},+1 555\n{urls[0]},dup\nnot a url,x\n'
     with api.client(token) as client:
-        created = client.post("/v1/tables", files={"file": ("Leads 2026.csv", csv.encode())}, data={"fields": "company_name,company_email"})
+        created = client.post(
+            "/v1/tables",
+            files={"file": ("Leads 2026.csv", csv.encode())},
+            data={"fields": "company_name,company_email"},
+        )
         assert created.status_code == 201, created.text
         table = created.json()
         assert (table["rows_in"], table["accepted"], table["rejected"], table["duplicates"]) == (4, 2, 1, 1)
@@ -311,7 +321,9 @@ def test_upload_runs_like_a_dropped_file_and_the_export_escapes_formulas(api, co
             tick = new_tables_sensor(context)
         assert [r.partition_key for r in tick.run_requests] == [table["table_id"]]  # picked up like an inbox file
         instance.add_dynamic_partitions("tables", [table["table_id"]])
-        run = defs.resolve_job_def("enrich_table").execute_in_process(instance=instance, partition_key=table["table_id"])
+        run = defs.resolve_job_def("enrich_table").execute_in_process(
+            instance=instance, partition_key=table["table_id"]
+        )
         assert run.success
         conn.execute("UPDATE glaze.tables SET last_run_id = %s WHERE table_id = %s", (run.run_id, table["table_id"]))
         conn.commit()
@@ -324,7 +336,7 @@ def test_upload_runs_like_a_dropped_file_and_the_export_escapes_formulas(api, co
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     lines = exported.text.splitlines()
     assert lines[0] == "website,note,company_name,company_email,glaze_status"
-    assert lines[1].startswith(f"{urls[0]},\"'=HYPERLINK(\"\"http://evil\"\")\",{title(urls[0])},")
+    assert lines[1].startswith(f'{urls[0]},"\'=HYPERLINK(""http://evil"")",{title(urls[0])},')
     assert ",'+1 555," in lines[2]
 
 
@@ -342,10 +354,14 @@ def test_healthz_and_metrics(api, conn, token):
         enrich(client, host())
         health = client.get("/healthz")
         text = client.get("/metrics").text
-    total = conn.execute("SELECT sum(cost_usd)::float8 FROM glaze.provider_calls WHERE provider = 'search'").fetchone()[0]
+    total = conn.execute("SELECT sum(cost_usd)::float8 FROM glaze.provider_calls WHERE provider = 'search'").fetchone()[
+        0
+    ]
     queued = conn.execute("SELECT count(*) FROM glaze.requests WHERE status = 'queued'").fetchone()[0]
     assert health.status_code == 200 and health.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
-    figures = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if not line.startswith("#")}
+    figures = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if not line.startswith("#")
+    }
     assert figures['glaze_requests{state="pending"}'] == queued >= 1
     assert figures['glaze_provider_cost_usd_total{provider="search"}'] == pytest.approx(total)
     assert "glaze_request_duration_seconds_bucket" in text and "glaze_request_success_ratio" in text
