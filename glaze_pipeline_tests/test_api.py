@@ -300,9 +300,9 @@ def test_bad_csv_gets_422_with_the_reason_and_registers_nothing(api, conn, token
 
 @pytest.mark.slow
 def test_upload_runs_like_a_dropped_file_and_the_export_escapes_formulas(api, conn, token, instance):
+    from glaze_pipeline.definitions import defs
     from glaze_pipeline.defs.ingest.sensors import new_tables_sensor
     from glaze_pipeline.defs.resources import RuntimeResource
-    from glaze_pipeline.definitions import defs
 
     urls = [host(), host()]
     csv = f'website,note\n{urls[0]},=HYPERLINK("http://evil")\n{urls[1]},+1 555\n{urls[0]},dup\nnot a url,x\n'

@@ -1,4 +1,4 @@
-"""The requests sensor and the enrich_record job on real Postgres, Redis and Dagster: budgets, failures, stuck requests."""
+"""The requests sensor and the enrich_record job on real Postgres, Redis and Dagster: budgets, failures, stuck runs."""
 
 from __future__ import annotations
 
