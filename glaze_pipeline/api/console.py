@@ -8,6 +8,7 @@ stored by the browser.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -68,7 +69,14 @@ async def home(request: Request, key: ConsoleKey, svc: Svc) -> Response:
     if key is None:
         return _page(request, "login.html", error=None)
     tables = await run_in_threadpool(svc.tables, key)
-    return _page(request, "tables.html", key=key, tables=tables, message=request.query_params.get("message"))
+    uploaded = next((t for t in tables if t.table_id == request.query_params.get("uploaded")), None)
+    message = (
+        f"{uploaded.table_id}: {uploaded.rows_in} rows in = {uploaded.accepted} accepted + {uploaded.rejected}"
+        f" rejected + {uploaded.duplicates} duplicates; its run starts within seconds"
+        if uploaded
+        else None
+    )
+    return _page(request, "tables.html", key=key, tables=tables, message=message)
 
 
 @router.post("/console/login")
@@ -110,11 +118,7 @@ async def upload(request: Request, key: ConsoleKey, svc: Svc) -> Response:
     except (UploadTooLarge, BadForm, UserFacingError) as exc:
         tables = await run_in_threadpool(svc.tables, key)
         return _page(request, "tables.html", key=key, tables=tables, message=None, error=str(exc))
-    message = (
-        f"{created.table_id}: {created.rows_in} rows in = {created.accepted} accepted + {created.rejected} rejected"
-        f" + {created.duplicates} duplicates; it starts within seconds"
-    )
-    return RedirectResponse(f"/?message={message}", status_code=303)
+    return RedirectResponse(f"/?{urlencode({'uploaded': created.table_id})}", status_code=303)
 
 
 @router.get("/console/tables.json")

@@ -29,6 +29,15 @@ function render(row, table) {
       return span;
     }),
   );
+  const runCell = row.querySelector(".run");
+  if (table.run_url && !runCell.querySelector("a")) {
+    const link = document.createElement("a");
+    link.href = table.run_url;
+    link.textContent = "run";
+    link.target = "_blank";
+    link.rel = "noopener";
+    runCell.append(link);
+  }
   const exportCell = row.querySelector(".export");
   if (table.status === "enriched" && !exportCell.querySelector("a")) {
     for (const format of ["csv", "parquet"]) {
