@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
 from glaze_pipeline_tests.api_helpers import ApiServer, api_server, new_key

@@ -76,7 +76,7 @@ def test_console_upload_progress_download_and_try(browser, console, conn, tmp_pa
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(console.url + "/")
     page.fill('input[name="api_key"]', token)
-    page.click("form[action=\"/console/login\"] button")
+    page.click('form[action="/console/login"] button')
     assert page.locator("header .who").inner_text().startswith("key ")
 
     page.set_input_files('#upload input[name="file"]', str(table))
@@ -125,8 +125,7 @@ def test_console_refuses_a_wrong_key(browser, console):
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(console.url + "/")
     page.fill('input[name="api_key"]', "glz_000000000000_" + "A" * 43)
-    page.click("form[action=\"/console/login\"] button")
+    page.click('form[action="/console/login"] button')
     assert page.locator(".error").inner_text() == "That key is not valid."
     assert page.context.cookies() == []
     page.close()
-

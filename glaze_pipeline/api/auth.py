@@ -83,7 +83,7 @@ async def session_key(svc: Service, session: str | None) -> ApiKey | None:
     key_id = await svc.redis.get(_session_key(svc, session))
     if key_id is None:
         return None
-    return await run_in_threadpool(svc.key_by_id, key_id.decode())
+    return await run_in_threadpool(svc.key_by_id, key_id.decode() if isinstance(key_id, bytes) else key_id)
 
 
 async def socket_caller(websocket: WebSocket) -> ApiKey | None:

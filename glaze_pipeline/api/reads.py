@@ -67,7 +67,9 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0
 
 def figures(conn: psycopg.Connection) -> tuple[Figures, dict[float, int], float]:
     """The figures, the duration histogram's cumulative buckets, and the sum of durations."""
-    by_status = dict(conn.execute("SELECT status, count(*) FROM glaze.requests GROUP BY status").fetchall())
+    by_status: dict[str, int] = dict(
+        conn.execute("SELECT status, count(*) FROM glaze.requests GROUP BY status").fetchall()
+    )
     buckets = sql.SQL(", ").join(
         sql.SQL("count(*) FILTER (WHERE d <= {})").format(sql.Literal(b)) for b in DURATION_BUCKETS
     )
@@ -89,7 +91,7 @@ def figures(conn: psycopg.Connection) -> tuple[Figures, dict[float, int], float]
            FROM glaze.requests"""
     ).fetchone()
     assert windows is not None
-    costs = dict(
+    costs: dict[str, float] = dict(
         conn.execute(
             "SELECT provider, coalesce(sum(cost_usd), 0)::float8 FROM glaze.provider_calls GROUP BY provider"
         ).fetchall()

@@ -130,9 +130,10 @@ async def enrich_events(websocket: WebSocket, request_id: str) -> None:
         return
     try:
         async for state in svc.watch(key, request):
+            result = svc.result(state)
             event = RequestEvent(
-                request_id=str(state.request_id), status=state.status, result=svc.result(state) if state.done else None
-            )  # type: ignore[arg-type]
+                request_id=result.request_id, status=result.status, result=result if state.done else None
+            )
             await websocket.send_text(event.model_dump_json())
         await websocket.close(code=1000)
     except (WebSocketDisconnect, asyncio.CancelledError):

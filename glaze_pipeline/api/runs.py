@@ -24,9 +24,14 @@ class RunLookup:
     def _open(self) -> Any:
         if self._instance is None and not self._failed:
             try:
+                import dagster as dg
+
                 from glaze_pipeline.runner import dagster_instance
 
-                self._instance = dagster_instance(self.settings)
+                try:  # a deployment's instance (DAGSTER_HOME, e.g. Postgres storage in docker-compose)…
+                    self._instance = dg.DagsterInstance.get()
+                except dg.DagsterInvariantViolationError:  # …else the local one `glaze dev` uses
+                    self._instance = dagster_instance(self.settings)
             except Exception as exc:  # progress is a nicety: the API answers without it
                 log.warning("Dagster instance unavailable for run progress: %s", exc)
                 self._failed = True

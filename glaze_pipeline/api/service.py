@@ -140,7 +140,8 @@ class Service:
             last = request.status
             while not request.done:
                 await changed(event, 60.0)
-                request = await asyncio.to_thread(self.request, key, rid) or request
+                found = await asyncio.to_thread(self.request, key, rid)
+                request = found or request
                 if request.status != last:
                     last = request.status
                     yield request
