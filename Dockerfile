@@ -10,6 +10,8 @@ COPY dbt ./dbt
 COPY workspace.yaml ./
 COPY docker/dagster.yaml ./docker/dagster.yaml
 RUN uv sync --frozen --no-dev
+# The dbt manifest, built once here so the code location loads without parsing the project (no database needed).
+RUN .venv/bin/python -m glaze_pipeline.defs.dbt.project
 ENV PATH=/opt/glaze/.venv/bin:$PATH DAGSTER_HOME=/opt/dagster/home GLAZE_HOME=/var/lib/glaze
 RUN mkdir -p $DAGSTER_HOME $GLAZE_HOME && cp docker/dagster.yaml $DAGSTER_HOME/dagster.yaml
 EXPOSE 4000

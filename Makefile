@@ -6,6 +6,8 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 
+DBT_MANIFEST := dbt/target/manifest.json
+
 .PHONY: setup demo test test-fast lint check-defs bench dev clean
 
 $(UV):
@@ -16,7 +18,11 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-setup: $(VENV)/.synced
+# The dbt manifest the Dagster dbt assets are built from (parsing needs no database).
+$(DBT_MANIFEST): $(VENV)/.synced $(shell find dbt -path dbt/target -prune -o -path dbt/logs -prune -o -type f -print)
+	$(VENV)/bin/python -m glaze_pipeline.defs.dbt.project
+
+setup: $(VENV)/.synced $(DBT_MANIFEST)
 
 demo: setup  ## enrich the bundled fictional companies end to end and print the rows from Postgres
 	$(VENV)/bin/glaze demo
@@ -44,4 +50,4 @@ dev: setup  ## Dagster UI + daemon on this project, with the servers
 
 clean:
 	-$(VENV)/bin/glaze services down
-	rm -rf $(VENV) .tools .glaze
+	rm -rf $(VENV) .tools .glaze dbt/target dbt/logs

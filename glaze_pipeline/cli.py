@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+import polars as pl
 import psycopg
 from rich.table import Table
 
@@ -26,7 +28,7 @@ from glaze_pipeline.core.intake.tables import (
 from glaze_pipeline.core.intake.uploads import Uploaded, upload_file
 from glaze_pipeline.core.model.fields import FIELD_NAMES, parse_wanted
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database
-from glaze_pipeline.core.storage import services
+from glaze_pipeline.core.storage import db, services
 from glaze_pipeline.errors import UserFacingError
 from glaze_pipeline.terminal import console, database, enrich_table, out, print_rows
 
@@ -159,6 +161,9 @@ def upload(file: Path, name: str | None, url_column: str | None, fields: str | N
 @click.option(
     "--dry-run", is_flag=True, help="Print how many rows each provider would be called for, and the cost; pay nothing."
 )
+@click.option(
+    "--no-marts", is_flag=True, help="Do not refresh the SQL marts afterwards (when enriching many tables in a row)."
+)
 def enrich(
     source: str,
     name: str | None,
@@ -167,6 +172,7 @@ def enrich(
     max_cost: float | None,
     max_cost_per_row: float | None,
     dry_run: bool,
+    no_marts: bool,
 ) -> None:
     """Enrich SOURCE (a file to upload, or an uploaded TABLE_ID) now, in this process, and print a summary."""
     s = _settings()
@@ -187,7 +193,7 @@ def enrich(
     if dry_run:
         dry_run_table(s, table_id)
         return
-    enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row))
+    enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row), refresh_marts=not no_marts)
 
 
 def dry_run_table(s: Settings, table_id: str) -> None:
@@ -286,8 +292,16 @@ def export(table_id: str, fmt: str, output: Path) -> None:
 @click.argument("query")
 @click.option("--duckdb", "use_duckdb", is_flag=True, help="Query the Parquet stage files with DuckDB instead.")
 @click.option("--limit", default=200, show_default=True, help="Rows to print.")
-def sql_cmd(query: str, use_duckdb: bool, limit: int) -> None:
-    """Run read-only SQL against the enriched tables (schema glaze) and print the result."""
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every row of the result to this .csv or .parquet file instead of printing it.",
+)
+def sql_cmd(query: str, use_duckdb: bool, limit: int, output: Path | None) -> None:
+    """Run read-only SQL on the enriched tables (schemas glaze, glaze_marts, glaze_staging) and print the result."""
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
+        raise UsageProblem(f"{output}: name a .csv or .parquet file for -o")
     s = _settings()
     if use_duckdb:
         columns, rows = _duckdb_query(s, query)
@@ -300,7 +314,20 @@ def sql_cmd(query: str, use_duckdb: bool, limit: int) -> None:
                 rows = cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             raise UsageProblem(f"SQL error: {exc}".strip()) from exc
-    print_rows(columns, rows, limit)
+    if output is None:
+        print_rows(columns, rows, limit)
+        return
+    frame = result_frame(columns, rows)
+    write_export(frame, output, output.suffix.lower().lstrip("."))
+    console.print(f"wrote {frame.height} rows × {frame.width} columns to {output}")
+
+
+def result_frame(columns: list[str], rows: list[tuple[object, ...]]) -> pl.DataFrame:
+    """A query result as a frame CSV and Parquet can hold: JSON and array values become JSON text."""
+    if len(set(columns)) != len(columns):
+        raise UsageProblem(f"the result has two columns of the same name ({', '.join(columns)}): name each with AS")
+    cells = [tuple(json.dumps(v, default=str) if isinstance(v, dict | list) else v for v in row) for row in rows]
+    return pl.DataFrame(cells, schema=columns, orient="row", infer_schema_length=None)
 
 
 def _duckdb_query(s: Settings, query: str) -> tuple[list[str], list[tuple[object, ...]]]:
@@ -397,6 +424,21 @@ def keys_revoke(key_id: str) -> None:
     with database(_settings()) as conn:
         key = revoke_key(conn, key_id)
     console.print(f"key {key.key_id} ({key.name}) revoked")
+
+
+@main.command(
+    "dbt",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dbt_cmd(args: tuple[str, ...]) -> None:
+    """Run dbt on the SQL models in dbt/, connected to glaze's database (e.g. glaze dbt docs generate --static)."""
+    from glaze_pipeline.defs.dbt.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+    url = open_database(_settings())
+    env = os.environ | db.libpq_environment(url)  # the profile reads PGHOST & co.: the pipeline's own database
+    result = subprocess.run([str(DBT_EXECUTABLE), *args], cwd=DBT_PROJECT_DIR, env=env, check=False)  # noqa: S603
+    sys.exit(result.returncode)
 
 
 # --- dev and demo ---------------------------------------------------------------------------------------

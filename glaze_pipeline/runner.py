@@ -6,8 +6,9 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -75,59 +76,79 @@ def run_table(
     """Execute `enrich_table` for one partition in this process; watchers hear progress and messages as they come."""
     assert TABLES.name is not None
     instance.add_dynamic_partitions(TABLES.name, [table_id])
-    run_id = str(uuid.uuid4())
-    outcome: dict[str, object] = {}
-    worker = threading.Thread(
-        target=_execute, args=(table_id, instance, run_id, limits, on_progress, outcome), name=f"glaze-run-{table_id}"
-    )
-    worker.start()
-    seen = 0
-    while True:
-        worker.join(poll_s)
-        if on_message is not None:
-            records = instance.all_logs(run_id)
-            for record in records[seen:]:
-                if record.user_message and not record.user_message.startswith(DAGSTER_CHATTER):
-                    on_message(record.user_message)
-            seen = len(records)
-        if not worker.is_alive():
-            break
-    return RunOutcome(run_id, bool(outcome.get("success")), outcome.get("failure"))  # type: ignore[arg-type]
-
-
-def _execute(
-    table_id: str,
-    instance: dg.DagsterInstance,
-    run_id: str,
-    limits: BudgetLimits | None,
-    on_progress: ProgressListener | None,
-    outcome: dict[str, object],
-) -> None:
-    from glaze_pipeline.definitions import defs
-
-    job = defs.resolve_job_def(ENRICH_TABLE_JOB)
     budget = {k: v for k, v in vars(limits or BudgetLimits()).items() if v is not None}
-    try:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=table_id,
-            run_id=run_id,
-            raise_on_error=False,
-            tags={"glaze/launched_by": "cli"},
-            # The terminal shows progress and our messages; the full log is in the instance (UI).
-            run_config={
-                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-                "resources": {"budget": {"config": budget}},
-            },
-            resources={"progress": ProgressResource.listening(on_progress)} if on_progress else None,
+    run = _InProcessRun(
+        ENRICH_TABLE_JOB,
+        table_id,
+        {"resources": {"budget": {"config": budget}}},
+        {"progress": ProgressResource.listening(on_progress)} if on_progress else None,
+    )
+    return run.watch(instance, on_message, poll_s)
+
+
+def refresh_marts(
+    instance: dg.DagsterInstance, *, on_message: OnMessage | None = None, poll_s: float = 0.3
+) -> RunOutcome:
+    """Execute `refresh_marts` (dbt build over every landed table) here, for commands that run without the daemon."""
+    from glaze_pipeline.defs.dbt.definitions import REFRESH_MARTS_JOB
+
+    return _InProcessRun(REFRESH_MARTS_JOB).watch(instance, on_message, poll_s)
+
+
+@dataclass(frozen=True)
+class _InProcessRun:
+    """One job of the code location, executed in a thread of this process on a persistent instance."""
+
+    job_name: str
+    partition_key: str | None = None
+    run_config: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] | None = None
+
+    def watch(self, instance: dg.DagsterInstance, on_message: OnMessage | None, poll_s: float) -> RunOutcome:
+        """Run it, passing each of its own log messages to `on_message` as they come."""
+        run_id = str(uuid.uuid4())
+        outcome: dict[str, object] = {}
+        worker = threading.Thread(
+            target=self._execute,
+            args=(instance, run_id, outcome),
+            name=f"glaze-run-{self.partition_key or self.job_name}",
         )
-        outcome["success"] = result.success
-        if not result.success:
-            failures = [e.message for e in result.all_events if e.is_failure and e.message]
-            outcome["failure"] = failures[-1] if failures else "run failed"
-    except Exception as exc:  # surfaced to the caller with the run id
-        outcome["success"] = False
-        outcome["failure"] = f"{type(exc).__name__}: {exc}"
+        worker.start()
+        seen = 0
+        while True:
+            worker.join(poll_s)
+            if on_message is not None:
+                records = instance.all_logs(run_id)
+                for record in records[seen:]:
+                    if record.user_message and not record.user_message.startswith(DAGSTER_CHATTER):
+                        on_message(record.user_message)
+                seen = len(records)
+            if not worker.is_alive():
+                break
+        return RunOutcome(run_id, bool(outcome.get("success")), outcome.get("failure"))  # type: ignore[arg-type]
+
+    def _execute(self, instance: dg.DagsterInstance, run_id: str, outcome: dict[str, object]) -> None:
+        from glaze_pipeline.definitions import defs
+
+        job = defs.resolve_job_def(self.job_name)
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=self.partition_key,
+                run_id=run_id,
+                raise_on_error=False,
+                tags={"glaze/launched_by": "cli"},
+                # The terminal shows progress and our messages; the full log is in the instance (UI).
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}} | self.run_config,
+                resources=self.resources,
+            )
+            outcome["success"] = result.success
+            if not result.success:
+                failures = [e.message for e in result.all_events if e.is_failure and e.message]
+                outcome["failure"] = failures[-1] if failures else "run failed"
+        except Exception as exc:  # surfaced to the caller with the run id
+            outcome["success"] = False
+            outcome["failure"] = f"{type(exc).__name__}: {exc}"
 
 
 def estimate_table(settings: Settings, table_id: str) -> list[StageEstimate]:

@@ -5,6 +5,10 @@ The CLI and the demo both print through here, so neither imports the other.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -36,18 +40,25 @@ def database(s: Settings) -> Iterator[psycopg.Connection]:
 def print_rows(columns: Sequence[str], rows: Sequence[Sequence[object]], limit: int = 200) -> None:
     table = Table(*columns)
     for row in rows[:limit]:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     out.print(table)
     if len(rows) > limit:
         out.print(f"… {len(rows) - limit} more rows")
+
+
+def _cell(value: object) -> str:
+    """A value as a user reads it; JSON columns (filled_by_source) as JSON, not Python's repr."""
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
 
 
 class RunFailed(UserFacingError):
     """A table run ended in failure; the message names the run so the user can open it in the UI."""
 
 
-def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None) -> None:
-    """Run one table now, in this process, with a progress bar per stage; then print what it filled."""
+def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None, *, refresh_marts: bool = True) -> None:
+    """Run one table now, in this process, with a progress bar per stage; print what it filled; refresh the marts."""
     from glaze_pipeline.runner import dagster_instance, run_table
 
     instance = dagster_instance(s)
@@ -72,6 +83,36 @@ def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None)
             set_status(conn, table_id, TableStatus.FAILED)
         raise RunFailed(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
     print_summary(s, table_id, outcome.run_id)
+    if refresh_marts:
+        refresh_marts_now(s)
+
+
+def refresh_marts_now(s: Settings) -> bool:
+    """Rebuild the SQL marts through Dagster in this process: without the daemon, nothing else would."""
+    from glaze_pipeline.defs.dbt.assets import BUILD_SUMMARY_PREFIX
+    from glaze_pipeline.runner import dagster_instance, refresh_marts
+
+    console.print("refreshing the SQL marts (dbt build over every landed table)…")
+    said: list[str] = []
+    # dagster-dbt echoes every dbt line to stdout and logs at INFO: the run log (UI) keeps them all, the
+    # terminal shows the one-line summary.
+    dagster_logger = logging.getLogger("dagster")
+    propagate, dagster_logger.propagate = dagster_logger.propagate, False
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            outcome = refresh_marts(
+                dagster_instance(s), on_message=lambda m: said.extend([m] if m.startswith(BUILD_SUMMARY_PREFIX) else [])
+            )
+    finally:
+        dagster_logger.propagate = propagate
+    if not outcome.success:
+        console.print(
+            f"[yellow]the SQL marts were not refreshed[/] (run {outcome.run_id}: {outcome.failure}); the table itself"
+            " is enriched. Details: glaze dev, then open the run"
+        )
+        return False
+    out.print(f'marts refreshed ({said[-1] if said else "dbt build"}): glaze sql "SELECT * FROM glaze_marts.companies"')
+    return True
 
 
 def print_summary(s: Settings, table_id: str, run_id: str) -> None:

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from glaze_pipeline.config import settings
 from glaze_pipeline.core.storage import db, services
+from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PAID_API_VARIABLES = (
@@ -135,6 +136,14 @@ def fresh_cache(servers: TestServers, monkeypatch: pytest.MonkeyPatch) -> str:
     prefix = f"{servers.redis_prefix}{uuid.uuid4().hex[:8]}:"
     monkeypatch.setenv("GLAZE_REDIS_PREFIX", prefix)
     return prefix
+
+
+@pytest.fixture
+def demo_site(monkeypatch: pytest.MonkeyPatch, fresh_cache: str) -> Iterator[SiteServer]:
+    """The demo companies' websites on loopback, their names resolved there."""
+    with SiteServer(directory_pages(DEMO_SITES)) as site:
+        monkeypatch.setenv("GLAZE_RESOLVE", site.resolve_spec(demo_hosts()))
+        yield site
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import json
 
 import polars as pl
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -59,6 +60,19 @@ def test_enrich_then_export_gives_the_users_table_back(runner, tmp_path, monkeyp
     assert runner.invoke(main, ["export", "export_me", "--format", "parquet", "-o", str(out_parquet)]).exit_code == 0
     assert pl.read_parquet(out_parquet)["note"][0] == "=HYPERLINK(1)"  # Parquet keeps values as they are
 
+    # `glaze enrich` refreshed the marts through Dagster (no daemon here); `glaze sql -o` writes a query's result.
+    assert "marts refreshed" in result.output
+    query = "SELECT normalized_url, name, table_ids FROM glaze_marts.companies WHERE table_ids LIKE '%export_me%'"
+    for name in ("companies.csv", "companies.parquet"):
+        written = runner.invoke(main, ["sql", query + " ORDER BY 1", "-o", str(tmp_path / name)])
+        assert written.exit_code == 0, written.output
+        assert "wrote 3 rows × 3 columns" in written.output
+    from_csv = pl.read_csv(tmp_path / "companies.csv")
+    assert from_csv["normalized_url"].to_list() == sorted(f"https://{h}" for h in hosts)
+    assert pl.read_parquet(tmp_path / "companies.parquet").equals(from_csv)
+    wrong = runner.invoke(main, ["sql", query, "-o", str(tmp_path / "companies.xlsx")])
+    assert wrong.exit_code == 2 and "name a .csv or .parquet file" in wrong.output
+
 
 def test_sql_is_read_only(runner):
     ok = runner.invoke(main, ["sql", "SELECT count(*) AS n FROM glaze.tables"])
@@ -83,7 +97,7 @@ def test_enrich_an_uploaded_table_again_for_other_fields(runner, tmp_path, monke
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     with SiteServer(directory_pages(DEMO_SITES)) as site:
         monkeypatch.setenv("GLAZE_RESOLVE", site.resolve_spec([host]))
-        result = runner.invoke(main, ["enrich", "rerun_me", "--fields", "company_name,company_email"])
+        result = runner.invoke(main, ["enrich", "rerun_me", "--fields", "company_name,company_email", "--no-marts"])
     assert result.exit_code == 0, result.output
     out_csv = tmp_path / "rerun.csv"
     assert runner.invoke(main, ["export", "rerun_me", "-o", str(out_csv)]).exit_code == 0
@@ -132,3 +146,12 @@ def test_extract_works_on_a_corpus_page(shared_corpus):
     code, rows, _ = _extract_json([str(page), "--url", "http://www.caltronind.com/contact"])
     assert code == 0
     assert ("company_email", "sales@caltronind.com") in {(r["field"], r["value"]) for r in rows}
+
+
+def test_glaze_dbt_reaches_the_pipelines_own_database(runner, servers, tmp_path, capfd):
+    """`glaze dbt` fills dbt's profile from GLAZE_DATABASE_URL: `dbt debug` connects to the test's own database."""
+    result = runner.invoke(main, ["dbt", "debug", "--no-use-colors", "--log-path", str(tmp_path)])
+    printed = capfd.readouterr().out  # dbt is a child process: it writes to the real stdout
+    assert result.exit_code == 0, printed
+    assert "Connection test: [OK connection ok]" in printed
+    assert f"database: {psycopg.conninfo.conninfo_to_dict(servers.database_url)['dbname']}" in printed

@@ -147,7 +147,7 @@ def test_the_budget_stops_spending_and_a_bigger_one_continues_without_paying_twi
 
     conn.execute("UPDATE glaze.tables SET status = 'enriched' WHERE table_id = %s", (table_id,))
     conn.commit()
-    second = CliRunner().invoke(main, ["enrich", table_id, "--max-cost", "1"])  # the CLI's budget flag
+    second = CliRunner().invoke(main, ["enrich", table_id, "--max-cost", "1", "--no-marts"])  # the CLI's budget flag
     assert second.exit_code == 0, second.output
     assert linkedin.count() == 12  # only the 7 unpaid rows were called
     assert set(records(conn, table_id)["status"]) == {"filled"}
@@ -203,7 +203,7 @@ def test_a_run_killed_mid_stage_loses_nothing_it_paid_for(servers, conn, sims, t
     fetched = linkedin.count(200)
     assert fetched < rows
 
-    result = CliRunner().invoke(main, ["enrich", "killed", "--fields", ",".join(LINKEDIN_ONLY)])
+    result = CliRunner().invoke(main, ["enrich", "killed", "--fields", ",".join(LINKEDIN_ONLY), "--no-marts"])
     assert result.exit_code == 0, result.output
     again = linkedin.count(200) - fetched
     # Lost at most: the calls in flight (2 × concurrency) and answers not yet written (FLUSH_S = 0.1 s of

@@ -14,20 +14,13 @@ from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.core.storage.landing import table_hash
 from glaze_pipeline.definitions import defs
 from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
-from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
+from glaze_pipeline.sandbox.sites import DEMO_SITES, demo_hosts
 from glaze_pipeline_tests.helpers import closed_port_url, write_table
 
 pytestmark = pytest.mark.slow  # runs the whole table job
 
 EXPECTED = json.loads((DEMO_SITES / "expected.json").read_text())
 FIELDS = ["company_name", "company_email", "company_phone", "company_country", "company_linkedin"]
-
-
-@pytest.fixture
-def demo_site(monkeypatch: pytest.MonkeyPatch, fresh_cache: str):
-    with SiteServer(directory_pages(DEMO_SITES)) as site:
-        monkeypatch.setenv("GLAZE_RESOLVE", site.resolve_spec(demo_hosts()))
-        yield site
 
 
 def _run(table_id: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

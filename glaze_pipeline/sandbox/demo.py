@@ -34,6 +34,13 @@ DEMO_FIELDS = [
 ]
 
 
+ICP_RANKING = (
+    "SELECT s.icp_score, c.name, c.industry, c.country, c.employee_range, s.reasons"
+    " FROM glaze_marts.icp_scores s JOIN glaze_marts.companies c USING (normalized_url)"
+    " WHERE c.table_ids LIKE %s ORDER BY s.icp_score DESC, c.name"
+)
+
+
 def write_demo_table(path: Path, hosts: list[str]) -> Path:
     """The demo upload: each company once in a different URL spelling, one duplicate, one bad row."""
     spellings = [
@@ -110,5 +117,12 @@ def run_demo() -> None:
         "\nWhere to look next:\n"
         f"  SQL:    .venv/bin/glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{uploaded.table_id}'\"\n"
         f"  export: .venv/bin/glaze export {uploaded.table_id} --format csv -o demo.csv\n"
-        "  UI:     .venv/bin/glaze dev   (then open http://127.0.0.1:3000 → Runs)"
+        "  UI:     .venv/bin/glaze dev   (then open http://127.0.0.1:3000 → Runs)\n"
+        '  marts:  .venv/bin/glaze sql "SELECT * FROM glaze_marts.companies"   (more in docs/sql.md)'
     )
+    with database(s) as conn:  # a dbt mart, refreshed by `enrich_table` through Dagster
+        cur = conn.execute(ICP_RANKING, (f"%{uploaded.table_id}%",))
+        columns, rows = [d.name for d in cur.description or []], cur.fetchall()
+    out.print("\n[bold]Demo companies ranked by ICP score[/] (dbt mart glaze_marts.icp_scores):")
+    out.print(f"[dim]{ICP_RANKING.replace('%s', repr(f'%{uploaded.table_id}%'))}[/]")
+    print_rows(columns, rows)

@@ -24,7 +24,7 @@ from glaze_pipeline.core.model.provider import Provider, ProviderHealth, Target
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.spending import Spending
 from glaze_pipeline.core.storage.cache import CACHEABLE, ProviderCache, decode_attempt, encode_attempt, request_hash
-from glaze_pipeline.core.storage.ledger import Call
+from glaze_pipeline.core.storage.ledger import Call, StageSummary
 
 
 @dataclass
@@ -49,6 +49,20 @@ class StageStats:
     def requests(self) -> int:
         """HTTP requests, retries included (paid providers)."""
         return self.health.requests
+
+    def summary(self, run_id: str, table_id: str) -> StageSummary:
+        """The figures that go to Postgres (glaze.provider_stages), for the provider_costs mart."""
+        return StageSummary(
+            run_id,
+            table_id,
+            self.provider,
+            self.targets,
+            self.cache_hits,
+            self.ledger_hits,
+            self.calls,
+            self.paid_calls,
+            self.cost_usd,
+        )
 
 
 Progress = Callable[[int, int], None]  # (done, total)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import getpass
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -13,6 +15,43 @@ from psycopg import sql
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _MIGRATION_LOCK = 7_311_042  # pg_advisory_lock key: one migrator at a time across processes
+
+
+# libpq's own variables, filled from the one database URL for tools that take their connection from the
+# environment (dbt's profiles.yml reads them), so those tools and glaze always reach the same database.
+LIBPQ_KEYS = {
+    "host": "PGHOST",
+    "port": "PGPORT",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "dbname": "PGDATABASE",
+    "sslmode": "PGSSLMODE",
+}
+LIBPQ_VARIABLES = tuple(LIBPQ_KEYS.values())
+
+
+def libpq_environment(url: str) -> dict[str, str]:
+    """PGHOST, PGPORT, ... for `url` (a libpq URL or key=value string; the host may be a Unix socket directory)."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    env = {var: str(info[key]) for key, var in LIBPQ_KEYS.items() if info.get(key) not in (None, "")}
+    # What libpq itself would assume for a part the URL leaves out.
+    env.setdefault("PGHOST", "localhost")
+    env.setdefault("PGPORT", "5432")
+    env.setdefault("PGUSER", getpass.getuser())
+    env.setdefault("PGDATABASE", env["PGUSER"])
+    env.setdefault("PGPASSWORD", "")
+    return env
+
+
+@contextmanager
+def advisory_lock(url: str, key: int) -> Iterator[None]:
+    """Hold a session-level Postgres advisory lock while the block runs: one holder per database, across processes."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:

@@ -122,3 +122,42 @@ class Ledger:
         )
         per_row = {k: float(v) for k, v in rows if k is not None}
         return sum(float(v) for _, v in rows), per_row
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    """What one provider stage did for one table in one run: the figures behind the provider_costs mart."""
+
+    run_id: str
+    table_id: str
+    provider: str
+    rows_with_gaps: int
+    cache_hits: int
+    ledger_hits: int
+    calls: int
+    paid_calls: int
+    cost_usd: float
+
+
+def record_stage(conn: psycopg.Connection, summary: StageSummary) -> None:
+    """Upsert the stage's row: a retried step replaces its failed attempt's figures (the money stays in the ledger)."""
+    conn.execute(
+        """INSERT INTO glaze.provider_stages (run_id, table_id, provider, rows_with_gaps, cache_hits, ledger_hits,
+               calls, paid_calls, cost_usd)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (run_id, table_id, provider) DO UPDATE SET
+               rows_with_gaps = EXCLUDED.rows_with_gaps, cache_hits = EXCLUDED.cache_hits,
+               ledger_hits = EXCLUDED.ledger_hits, calls = EXCLUDED.calls, paid_calls = EXCLUDED.paid_calls,
+               cost_usd = EXCLUDED.cost_usd, finished_at = now()""",
+        (
+            summary.run_id,
+            summary.table_id,
+            summary.provider,
+            summary.rows_with_gaps,
+            summary.cache_hits,
+            summary.ledger_hits,
+            summary.calls,
+            summary.paid_calls,
+            summary.cost_usd,
+        ),
+    )

@@ -12,6 +12,7 @@ from glaze_pipeline.core.intake.tables import table_info
 from glaze_pipeline.core.model.provider import BreakerState, LimiterMode
 from glaze_pipeline.core.pipeline.stage import StageStats
 from glaze_pipeline.core.pipeline.waterfall import TableWork, run_provider_stage
+from glaze_pipeline.core.storage.ledger import record_stage
 from glaze_pipeline.defs.resources import TABLES, BudgetResource, ProgressResource, RuntimeResource
 
 # A step retry re-runs the whole stage, but every row already answered comes back from the
@@ -92,6 +93,9 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
             )
         )
         log_stage_warnings(context.log, stats)
+        with rt.connection() as conn:  # what this run's stage did, for the provider_costs mart
+            record_stage(conn, stats.summary(context.run_id, context.partition_key))
+            conn.commit()
         return dg.Output(frame, metadata=stage_metadata(stats, rows.height, provider.price_usd, frame))
 
     return _provider_asset

@@ -16,4 +16,32 @@ def test_every_catalog_field_has_a_records_column(servers, conn):
 def test_migrate_is_idempotent_and_at_head(servers):
     db.migrate(servers.database_url)
     db.migrate(servers.database_url)
-    assert db.current_revision(servers.database_url) == "0004"
+    assert db.current_revision(servers.database_url) == "0005"
+
+
+def test_libpq_environment_is_the_one_url_socket_directory_included():
+    embedded = db.libpq_environment("postgresql://postgres:@/glaze?host=/srv/glaze/postgres")
+    assert embedded == {
+        "PGHOST": "/srv/glaze/postgres",
+        "PGPORT": "5432",
+        "PGUSER": "postgres",
+        "PGDATABASE": "glaze",
+        "PGPASSWORD": "",
+    }
+    remote = db.libpq_environment("postgresql://app:s%40cret@db.internal:6432/crm?sslmode=require")
+    assert remote == {
+        "PGHOST": "db.internal",
+        "PGPORT": "6432",
+        "PGUSER": "app",
+        "PGPASSWORD": "s@cret",
+        "PGDATABASE": "crm",
+        "PGSSLMODE": "require",
+    }
+    assert db.libpq_environment("host=/tmp dbname=x user=u")["PGHOST"] == "/tmp"
+
+
+def test_advisory_lock_admits_one_holder_at_a_time(servers):
+    with db.advisory_lock(servers.database_url, 42), db.connect(servers.database_url, autocommit=True) as other:
+        assert other.execute("SELECT pg_try_advisory_lock(42)").fetchone() == (False,)
+    with db.connect(servers.database_url, autocommit=True) as other:
+        assert other.execute("SELECT pg_try_advisory_lock(42)").fetchone() == (True,)
