@@ -33,7 +33,7 @@ class ApiServer:
 @contextmanager
 def api_server() -> Iterator[ApiServer]:
     """`glaze api` in a thread of this process, on a free loopback port, with the settings of the environment now."""
-    config = uvicorn.Config(create_app(settings()), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(create_app(settings()), host="127.0.0.1", port=0, log_level="info", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="glaze-test-api", daemon=True)
     thread.start()

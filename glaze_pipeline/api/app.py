@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +17,8 @@ from glaze_pipeline.api.service import Service
 from glaze_pipeline.config import Settings, settings
 from glaze_pipeline.errors import UserFacingError
 
+KEY_PATTERN = re.compile(r"glz_[0-9a-f]{12}_[A-Za-z0-9_-]*")
+REDACTED = "glz_[redacted]"
 DESCRIPTION = """Enrich one company or person URL at a time, or upload whole tables.
 
 1. Get a key: `glaze keys create NAME` (shown once). Send it in the `X-API-Key` header.
@@ -24,8 +28,27 @@ DESCRIPTION = """Enrich one company or person URL at a time, or upload whole tab
 """
 
 
+class RedactKeys(logging.Filter):
+    """Keys are never read from a URL, but a client may still put one there: the access log never shows it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(KEY_PATTERN.sub(REDACTED, a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = KEY_PATTERN.sub(REDACTED, record.msg)
+        return True
+
+
+def redact_keys_in_logs() -> None:
+    for name in ("uvicorn.access", "uvicorn.error", "glaze_pipeline"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactKeys) for f in logger.filters):
+            logger.addFilter(RedactKeys())
+
+
 def create_app(config: Settings | None = None) -> FastAPI:
     s = config or settings()
+    redact_keys_in_logs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

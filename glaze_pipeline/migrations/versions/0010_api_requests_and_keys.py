@@ -5,13 +5,13 @@
 the request's entity, idempotency, its run, timings and result, and the owner of tables uploaded over HTTP.
 
 Revision ID: 0010
-Revises: 0004
+Revises: 0005
 """
 
 from alembic import op
 
 revision = "0010"
-down_revision = "0004"
+down_revision = "0005"
 
 
 def upgrade() -> None:
