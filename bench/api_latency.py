@@ -40,6 +40,9 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     dequeue_interval_seconds: 1
+sensors:
+  use_threads: true
+  num_workers: 4
 """
 
 

@@ -25,6 +25,16 @@ _INSTANCE_YAML = """\
 # Production uses dagster-postgres storage, see docker/dagster.yaml.
 telemetry:
   enabled: false
+# The requests sensor listens within its tick (GLAZE_REQUESTS_WAIT_S): sensors run side by side, and
+# queued runs start within a second, so an API request waits for neither.
+sensors:
+  use_threads: true
+  num_workers: 4
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
 """
 # Dagster's own step events: the terminal shows our messages and progress; the UI keeps everything.
 DAGSTER_CHATTER = (
