@@ -15,7 +15,7 @@ import pytest
 
 from glaze_pipeline.config import settings
 from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
-from glaze_pipeline_tests.api_helpers import ApiServer, api_server, new_key
+from glaze_pipeline_tests.api.live import ApiServer, api_server, new_key
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

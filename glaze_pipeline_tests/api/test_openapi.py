@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
-from glaze_pipeline_tests.api_helpers import ApiServer, api_server, new_key
+from glaze_pipeline_tests.api.live import ApiServer, api_server, new_key
 
 EXAMPLES = 6
 

@@ -18,7 +18,7 @@ from websockets.sync.client import connect as ws_connect
 
 from glaze_pipeline.core.storage.api_keys import revoke_key
 from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
-from glaze_pipeline_tests.api_helpers import ApiServer, api_server, new_key, run_batch, sensor_tick
+from glaze_pipeline_tests.api.live import ApiServer, api_server, new_key, run_batch, sensor_tick
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from glaze_pipeline.defs.requests.jobs import BATCH_TAG, ENRICH_RECORD_JOB
 from glaze_pipeline.defs.requests.sensors import MAX_ATTEMPTS, STALE_AFTER_S, failed_request_runs_sensor
 from glaze_pipeline.defs.resources import RuntimeResource
 from glaze_pipeline.sandbox.apis import ApiSimulator
-from glaze_pipeline_tests.api_helpers import run_batch, sensor_tick
+from glaze_pipeline_tests.api.live import run_batch, sensor_tick
 
 LINKEDIN_ONLY = "company_employee_range"  # neither the website nor search fills it: the paid LinkedIn call does
 
