@@ -81,11 +81,12 @@ async def enrich(
     """A cache hit answers 200 at once with no run; otherwise the request is queued (202) for the requests sensor."""
     try:
         entity = body.entity()
+    except ValueError as exc:
+        raise invalid("type", exc, body.type) from exc
+    try:
         wanted = body.wanted(entity)
     except ValueError as exc:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", "fields"), "msg": str(exc), "input": body.model_dump(mode="json")}]
-        ) from exc
+        raise invalid("fields", exc, [f.value for f in body.fields]) from exc
     try:
         request = await run_in_threadpool(svc.submit, key, entity, wanted, body.max_cost_usd, idempotency_key)
     except IdempotencyConflict as exc:
@@ -96,6 +97,11 @@ async def enrich(
     if not request.done:
         response.headers["Location"] = f"/v1/enrich/{request.request_id}"
     return svc.result(request)
+
+
+def invalid(field: str, exc: ValueError, value: object) -> RequestValidationError:
+    """A body that is well-formed but wrong (the URL is another kind, a field does not fit it): 422 naming it."""
+    return RequestValidationError([{"type": "value_error", "loc": ("body", field), "msg": str(exc), "input": value}])
 
 
 @router.get(

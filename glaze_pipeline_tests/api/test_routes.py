@@ -137,7 +137,8 @@ def test_bad_url_and_unknown_field_get_422_naming_them(api, token):
     assert "not a URL" in bad_url.json()["detail"][0]["msg"]
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["input"] == "shoe_size"
     assert misfit.status_code == 422 and "person_title" in misfit.json()["detail"][0]["msg"]
-    assert wrong_type.status_code == 422 and "not a linkedin_person" in wrong_type.json()["detail"][0]["msg"]
+    assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["loc"] == ["body", "type"]
+    assert "not a linkedin_person" in wrong_type.json()["detail"][0]["msg"]
 
 
 def test_miss_queues_then_one_sensor_tick_makes_one_run_that_completes_them(api, conn, token, instance):
