@@ -229,7 +229,7 @@ def dry_run_table(s: Settings, table_id: str) -> None:
     "--url", required=True, help="The site's address: the first page is read as this URL, the others below it."
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print only a JSON array of {field, value, confidence, evidence}."
+    "--json", "as_json", is_flag=True, help="Print only a JSON array of {field, value, confidence, evidence, reason}."
 )
 def extract_cmd(pages: tuple[Path, ...], url: str, as_json: bool) -> None:
     """Extract company facts from saved HTML pages with the website provider's extractor; no network, no servers."""
@@ -243,14 +243,18 @@ def extract_cmd(pages: tuple[Path, ...], url: str, as_json: bool) -> None:
     found = sorted(extract(site, url), key=lambda f: (f.field, -f.confidence, f.value))
     logging.getLogger(__name__).info("%d candidates from %d page(s)", len(found), len(site))
     if as_json:
-        rows = [{"field": f.field, "value": f.value, "confidence": f.confidence, "evidence": f.evidence} for f in found]
+        rows = [
+            {"field": f.field, "value": f.value, "confidence": f.confidence, "evidence": f.evidence, "reason": f.reason}
+            for f in found
+        ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not found:
         console.print("nothing found")
         return
     print_rows(
-        ["field", "value", "confidence", "evidence"], [(f.field, f.value, f.confidence, f.evidence) for f in found]
+        ["field", "value", "confidence", "evidence", "choice"],
+        [(f.field, f.value, f.confidence, f.evidence, f.reason) for f in found],
     )
 
 

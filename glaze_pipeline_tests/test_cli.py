@@ -51,7 +51,11 @@ def test_enrich_then_export_gives_the_users_table_back(runner, tmp_path, monkeyp
     exported = runner.invoke(main, ["export", "export_me", "--format", "csv", "-o", str(out_csv)])
     assert exported.exit_code == 0, exported.output
     frame = pl.read_csv(out_csv, infer_schema=False)
-    assert frame.columns == ["website", "note", "company_name", "company_email", "glaze_status"]
+    assert frame.columns == [
+        *("website", "note", "company_name", "company_name_confidence"),
+        *("company_email", "company_email_confidence", "glaze_status"),
+    ]
+    assert all(int(c) >= 70 for c in frame["company_name_confidence"].to_list())  # landed values only here
     assert frame["website"].to_list() == urls
     assert frame["note"].to_list() == ["'=HYPERLINK(1)", "plain", "'+1", "dup"]  # formulas defused
     assert frame["company_name"][3] == frame["company_name"][0]
@@ -129,7 +133,8 @@ def test_extract_prints_only_a_json_array_of_candidates(tmp_path):
         ("company_phone", "+442079460958"),
     }
     assert all(
-        set(r) == {"field", "value", "confidence", "evidence"} and isinstance(r["confidence"], int) for r in rows
+        set(r) == {"field", "value", "confidence", "evidence", "reason"} and isinstance(r["confidence"], int)
+        for r in rows
     )
     phone = next(r for r in rows if r["field"] == "company_phone")
     assert phone["evidence"] == "phone in text @ https://acmewidgets.example/contact"

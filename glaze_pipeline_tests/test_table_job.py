@@ -99,6 +99,7 @@ def test_table_job_enriches_lands_and_is_idempotent(servers, conn, demo_site, tm
     assert exported["glaze_status"][-1].startswith("rejected: ")
     assert exported["glaze_company_name"][0] == EXPECTED[hosts[0]]["company_name"]
     assert exported["glaze_company_name"][len(hosts)] == exported["glaze_company_name"][0]  # the duplicate
+    assert int(exported["glaze_company_name_confidence"][0]) >= 70  # each value beside its confidence
 
 
 def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_path, monkeypatch):

@@ -21,24 +21,46 @@ def enriched_column_names(info: TableInfo) -> dict[str, str]:
     return {f: (f"glaze_{f}" if f in taken else f) for f in info.wanted_fields}
 
 
+def confidence_column_names(info: TableInfo) -> dict[str, str]:
+    """Field → its confidence column (`<column>_confidence`), prefixed the same way when the name is taken."""
+    taken = set(info.columns)
+    names = {f: f"{column}_confidence" for f, column in enriched_column_names(info).items()}
+    return {f: (f"glaze_{c}" if c in taken else c) for f, c in names.items()}
+
+
+def field_confidence(provenance: object, field: str) -> str | None:
+    """The confidence the provenance gives a field's best value: landed, or kept only as a candidate."""
+    if provenance is None:
+        return None
+    entry = (provenance if isinstance(provenance, dict) else json.loads(str(provenance))).get(field) or {}
+    confidence = entry.get("confidence")
+    return None if confidence is None else str(confidence)
+
+
 def export_frame(conn: psycopg.Connection, info: TableInfo) -> pl.DataFrame:
-    names = enriched_column_names(info)
+    """The user's rows in order; each enriched column followed by its confidence, then `glaze_status`.
+
+    A confidence beside an empty cell is a value kept only as a candidate (below GLAZE_MIN_CONFIDENCE).
+    """
+    names, confidences = enriched_column_names(info), confidence_column_names(info)
     query = sql.SQL(
-        """SELECT i.original, i.outcome, i.reason, r.status, {fields}
+        """SELECT i.original, i.outcome, i.reason, r.status, r.provenance, {fields}
            FROM glaze.input_rows i
            LEFT JOIN glaze.records r ON r.table_id = i.table_id AND r.row_key = i.row_key
            WHERE i.table_id = %s ORDER BY i.row_number"""
     ).format(fields=sql.SQL(", ").join(sql.SQL("r.") + sql.Identifier(f) for f in names) or sql.SQL("NULL"))
     rows = conn.execute(query, (info.table_id,)).fetchall()
     out: dict[str, list[object]] = {c: [] for c in info.columns}
-    out.update({column: [] for column in names.values()})
+    for field, column in names.items():
+        out[column], out[confidences[field]] = [], []
     out[STATUS_COLUMN] = []
-    for original, outcome, reason, status, *values in rows:
+    for original, outcome, reason, status, provenance, *values in rows:
         cells = original if isinstance(original, dict) else json.loads(original)
         for column in info.columns:
             out[column].append(cells.get(column))
-        for column, value in zip(names.values(), values, strict=True):
+        for (field, column), value in zip(names.items(), values, strict=True):
             out[column].append(value)
+            out[confidences[field]].append(field_confidence(provenance, field))
         if outcome == "rejected":
             out[STATUS_COLUMN].append(f"rejected: {reason}")
         else:

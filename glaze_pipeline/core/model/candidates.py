@@ -44,6 +44,8 @@ class Found:
     value: str
     confidence: int
     evidence: str
+    # Why this value lost to another the same provider chose, or what it was chosen over; empty when unopposed.
+    reason: str = ""
 
 
 EVIDENCE = "evidence"  # candidate-frame status of an evidence row; not a field status
@@ -83,7 +85,8 @@ def clean_found(found: Iterable[Found]) -> list[Found]:
         spec = CATALOG.get(item.field)
         value = spec.clean(item.value) if spec else None
         if value is not None:
-            kept.append(Found(item.field, value, max(0, min(100, int(item.confidence))), item.evidence[:500]))
+            confidence = max(0, min(100, int(item.confidence)))
+            kept.append(Found(item.field, value, confidence, item.evidence[:500], item.reason[:300]))
     return kept
 
 
@@ -124,6 +127,8 @@ def _attempt_rows(
                 "evidence": f.evidence,
                 "cost_usd": share,
                 "status": Status.FILLED.value,
+                # A choice among one provider's candidates travels with each: the audit trail says why one lost.
+                "detail": "; ".join(part for part in (f.reason, attempt.detail) if part),
             }
             for f in found
         ]

@@ -44,12 +44,48 @@ _EMAIL = re.compile(r"^[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,63}$")
 _INT = re.compile(r"^\d{1,9}$")
 
 
+# Template syntax a page shipped unrendered ("$metaDescriptionE", "{{ site.name }}", "%%sitename%%"): not a value.
+_UNRENDERED = re.compile(
+    r"\{\{.*?\}\}|\{%.*?%\}|<%.*?%>|%%\w+%%|\$\{[^}]*\}|\[\[\w+\]\]|^\$[A-Za-z_]\w*$|^%\w+%$", re.DOTALL
+)
+# Text a theme or CMS fills in until someone writes the real thing.
+_PLACEHOLDER = re.compile(
+    r"^(?:lorem ipsum\b.*|untitled(?: document| page)?|coming soon|under construction|default title|site title|"
+    r"(?:your|my) (?:company|business|site|website|blog)(?: name)?|company name|business name|"
+    r"just another wordpress site|my (?:wordpress )?blog|undefined|null|none|n/?a|tbd|test|\.+|-+)$",
+    re.IGNORECASE,
+)
+
+
+def is_not_a_value(text: str) -> bool:
+    """Unrendered template variables and placeholder text: what a page shows before anyone filled it in."""
+    return bool(_UNRENDERED.search(text) or _PLACEHOLDER.match(text.strip()))
+
+
 def _text(limit: int) -> Normaliser:
     def normalise(raw: str) -> str | None:
         value = _SPACES.sub(" ", raw).strip()
-        if not value:
+        if not value or is_not_a_value(value):
             return None
         return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
+
+    return normalise
+
+
+# Separators a title leaves at either end of a name ("VisionProject :", "| Acme").
+_NAME_EDGES = " \t:;|/\\-–—·•»«,"
+
+
+def _name(limit: int) -> Normaliser:
+    """A name as written, without the separators and quotes a title or a footer leaves around it."""
+    text = _text(limit)
+
+    def normalise(raw: str) -> str | None:
+        value = text(raw)
+        if value is None:
+            return None
+        value = value.strip(_NAME_EDGES).strip("\"'“”‘’").strip(_NAME_EDGES)
+        return value if any(ch.isalnum() for ch in value) else None
 
     return normalise
 
@@ -101,8 +137,9 @@ def _profile(
         match = pattern.match(raw.strip())
         if not match:
             return None
-        handle = match.group(2)
-        if handle in refused or handle.startswith(("sharer", "share")):
+        # A profile URL names the account without the "@" people write before a handle (x.com/@acme).
+        handle = match.group(2) if match.group(1) == "@" else match.group(2).lstrip("@")
+        if not handle or handle in refused or handle.startswith(("sharer", "share")):
             return None
         return canonical.format(prefix=match.group(1), handle=handle.lower() if "linkedin" in host_pattern else handle)
 
@@ -147,13 +184,13 @@ _COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 COUNTRY_NAMES = {
     name: code
     for code, names in {
-        "US": ("united states", "usa", "united states of america", "us"),
+        "US": ("united states", "usa", "united states of america", "us", "u.s.a.", "u.s.a", "u.s."),
         "GB": ("united kingdom", "uk", "great britain", "england", "scotland", "wales"),
         "DE": ("germany", "deutschland"),
         "FR": ("france",),
         "NL": ("netherlands", "the netherlands", "nederland", "holland"),
         "BE": ("belgium", "belgië", "belgique"),
-        "CH": ("switzerland", "schweiz", "suisse"),
+        "CH": ("switzerland", "schweiz", "suisse", "svizzera"),
         "AT": ("austria", "österreich"),
         "ES": ("spain", "españa"),
         "IT": ("italy", "italia"),
@@ -164,7 +201,7 @@ COUNTRY_NAMES = {
         "DK": ("denmark", "danmark"),
         "FI": ("finland", "suomi"),
         "PL": ("poland", "polska"),
-        "CZ": ("czech republic", "czechia"),
+        "CZ": ("czech republic", "czechia", "česko", "česká republika"),
         "CA": ("canada",),
         "AU": ("australia",),
         "NZ": ("new zealand",),
@@ -179,6 +216,45 @@ COUNTRY_NAMES = {
         "AE": ("united arab emirates", "uae"),
         "LU": ("luxembourg",),
         "EE": ("estonia",),
+        "HK": ("hong kong",),
+        "KR": ("south korea", "korea"),
+        "TW": ("taiwan",),
+        "AR": ("argentina",),
+        "CL": ("chile",),
+        "CO": ("colombia",),
+        "PE": ("peru",),
+        "RU": ("russia", "russian federation"),
+        "TR": ("turkey", "türkiye"),
+        "GR": ("greece",),
+        "HU": ("hungary", "magyarország"),
+        "RO": ("romania", "românia"),
+        "UA": ("ukraine",),
+        "SK": ("slovakia", "slovensko"),
+        "SI": ("slovenia", "slovenija"),
+        "HR": ("croatia", "hrvatska"),
+        "RS": ("serbia",),
+        "BG": ("bulgaria",),
+        "LT": ("lithuania",),
+        "LV": ("latvia",),
+        "CY": ("cyprus",),
+        "MT": ("malta",),
+        "IS": ("iceland",),
+        "SA": ("saudi arabia",),
+        "QA": ("qatar",),
+        "EG": ("egypt",),
+        "NG": ("nigeria",),
+        "KE": ("kenya",),
+        "MY": ("malaysia",),
+        "ID": ("indonesia",),
+        "PH": ("philippines",),
+        "TH": ("thailand",),
+        "VN": ("vietnam", "viet nam"),
+        "PK": ("pakistan",),
+        "BD": ("bangladesh",),
+        "LK": ("sri lanka",),
+        "LB": ("lebanon",),
+        "KZ": ("kazakhstan",),
+        "LI": ("liechtenstein",),
     }.items()
     for name in names
 }
@@ -221,17 +297,47 @@ _linkedin_company = _profile(
 )
 _linkedin_person = _profile(r"linkedin\.com", ("in/",), "https://www.linkedin.com/{prefix}{handle}")
 _x_profile = _profile(r"(?:twitter|x)\.com", ("",), "https://x.com/{handle}")
+# Facebook paths that are not a page: dialogs, plugins, photos, posts and sets, searches.
+_FACEBOOK_PAGES = frozenset(
+    {
+        *("dialog", "plugins", "tr", "watch", "groups", "events", "profile.php", "media", "photo.php", "photos"),
+        *("permalink.php", "story.php", "hashtag", "login.php", "people", "help", "policies"),
+    }
+)
 _facebook = _profile(
     r"facebook\.com",
     # Old page URLs (/pages/Name/123456) canonicalise to the page id.
     (r"pages/(?:[^/?#]+/)+", ""),
     "https://www.facebook.com/{handle}",
-    frozenset({"dialog", "plugins", "tr", "watch", "groups", "events", "profile.php"}),
+    _FACEBOOK_PAGES,
 )
 _instagram = _profile(
     r"instagram\.com", ("",), "https://www.instagram.com/{handle}", frozenset({"p", "reel", "explore", "stories"})
 )
-_youtube = _profile(r"youtube\.com", ("channel/", "c/", "user/", "@"), "https://www.youtube.com/{prefix}{handle}")
+_youtube_profile = _profile(
+    r"youtube\.com", ("channel/", "c/", "user/", "@"), "https://www.youtube.com/{prefix}{handle}"
+)
+# youtube.com/<name> is the legacy short form of a channel's custom URL, youtube.com/c/<name>.
+_YOUTUBE_LEGACY = re.compile(r"^(?:https?://)?(?:www\.|m\.)?youtube\.com/([A-Za-z0-9][\w.\-]{1,99})/?(?:[?#].*)?$")
+_YOUTUBE_PAGES = frozenset(
+    {
+        "watch", "results", "playlist", "embed", "feed", "channel", "c", "user", "redirect", "shorts", "live",
+        "account", "premium", "about", "t", "attribution_link", "subscription_center", "signin", "logout",
+        "upload", "gaming", "music", "kids", "trending", "howyoutubeworks", "creators", "ads", "yt", "tv",
+    }
+)  # fmt: skip
+
+
+def _youtube(raw: str) -> str | None:
+    """A channel in one of its profile forms; the legacy youtube.com/<name> becomes youtube.com/c/<name>."""
+    if profile := _youtube_profile(raw):
+        return profile
+    match = _YOUTUBE_LEGACY.match(raw.strip())
+    if match and match.group(1).lower() not in _YOUTUBE_PAGES:
+        return f"https://www.youtube.com/c/{match.group(1)}"
+    return None
+
+
 _github = _profile(
     r"github\.com",
     ("",),
@@ -247,7 +353,7 @@ EMPLOYEE_RANGE = r"^\d+(-\d+|\+)$"
 CATALOG: dict[str, Field] = {
     f.name: f
     for f in (
-        Field("company_name", _C, "Company brand or legal name", _text(200), max_length=200),
+        Field("company_name", _C, "Company brand or legal name", _name(200), max_length=200),
         Field("company_description", _C, "Official one-paragraph description", _text(2000)),
         Field("company_website", _C, "Official website URL", normalise_url, URL),
         Field(
@@ -276,13 +382,13 @@ CATALOG: dict[str, Field] = {
         Field("company_youtube", _C, "YouTube channel", _youtube, YOUTUBE),
         Field("company_github", _C, "GitHub organisation", _github, GITHUB),
         Field("company_phone", _C, "Public phone number, E.164", normalise_phone, PHONE),
-        Field("person_name", _P, "Full name", _text(200), None, 200),
+        Field("person_name", _P, "Full name", _name(200), None, 200),
         Field("person_email", _P, "Work email", normalise_email, EMAIL),
         Field("person_phone", _P, "Phone, E.164", normalise_phone, PHONE),
         Field("person_title", _P, "Current job title", _text(200), None, 200),
         Field("person_linkedin", _P, "LinkedIn profile", _linkedin_person, LINKEDIN_PERSON),
         Field("person_location", _P, "Location as written", _text(300), None, 300),
-        Field("person_company", _P, "Current company", _text(200), None, 200),
+        Field("person_company", _P, "Current company", _name(200), None, 200),
     )
 }
 

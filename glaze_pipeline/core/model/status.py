@@ -18,6 +18,8 @@ class Status(StrEnum):
     PROVIDER_ERROR = "provider_error"
     LLM_FAILED = "llm_failed"
     REJECTED = "rejected"  # failed validation after merge
+    # A value was found, but below GLAZE_MIN_CONFIDENCE and beaten by no provider: kept only as a candidate.
+    LOW_CONFIDENCE = "low_confidence"
     # Row-level only: some wanted fields filled, others not.
     PARTIAL = "partial"
 
@@ -34,6 +36,7 @@ UNFILLED_PRECEDENCE: tuple[Status, ...] = (
     Status.RATE_LIMITED,
     Status.LLM_FAILED,
     Status.PROVIDER_ERROR,
+    Status.LOW_CONFIDENCE,
     Status.NOT_FOUND,
 )
 

@@ -4,6 +4,11 @@ Rules: the highest (boosted) confidence wins per (row, field); ties go to the
 provider earlier in the waterfall (input hints first); every extra independent
 source that found the same value adds `AGREEMENT_BOOST`, capped at 100; losing
 values stay in the provenance as conflicts so nothing a provider said is lost.
+
+Landing policy: a best value below `min_confidence` (GLAZE_MIN_CONFIDENCE) that no
+provider beat is kept only as a candidate. The record's cell stays empty, the field's
+status is `low_confidence`, and the provenance holds the value, its confidence and
+source, so a user can see it, and lower the threshold, without it passing for a fact.
 """
 
 from __future__ import annotations
@@ -35,8 +40,12 @@ def merge(
     wanted: Sequence[str],
     frames: Sequence[pl.DataFrame],
     priority: Sequence[str],
+    min_confidence: int = 0,
 ) -> pl.DataFrame:
-    """One wide record per entity of `rows`, from the candidate frames of every stage."""
+    """One wide record per entity of `rows`, from the candidate frames of every stage.
+
+    Values below `min_confidence` stay candidates (status low_confidence); 0 lands every value.
+    """
     all_candidates = (
         pl.concat([f.select(list(CANDIDATE_SCHEMA)) for f in frames], how="vertical")
         if frames
@@ -48,7 +57,14 @@ def merge(
     cost_of = dict(all_candidates.group_by("row_key").agg(cost_usd=pl.col("cost_usd").sum()).iter_rows())
     wanted_set = set(wanted)
     records = [
-        _record(entity, options.get(entity[0], {}), failed.get(entity[0], {}), wanted_set, cost_of.get(entity[0]))
+        _record(
+            entity,
+            options.get(entity[0], {}),
+            failed.get(entity[0], {}),
+            wanted_set,
+            cost_of.get(entity[0]),
+            min_confidence,
+        )
         for entity in entities.iter_rows()
     ]
     return pl.DataFrame(records, schema=record_schema())
@@ -67,6 +83,8 @@ def _ranked_options(
         .with_columns(
             value_key=pl.col("value").str.to_lowercase(),
             rank=pl.col("source").replace_strict(rank, default=len(rank), return_dtype=pl.Int32),
+            # A provider endorses only the value it chose; its losing candidates are no vote for anything.
+            chosen_by_source=pl.col("confidence") == pl.col("confidence").max().over("row_key", "field", "source"),
         )
         .sort(["confidence", "rank"], descending=[True, False])
     )
@@ -80,12 +98,14 @@ def _ranked_options(
             pl.col("evidence").first(),
             pl.col("fetched_at").first(),
             pl.col("cached").first(),
-            agreeing=pl.col("source").unique(maintain_order=True),
+            agreeing=pl.col("source").filter(pl.col("chosen_by_source")).unique(maintain_order=True),
         )
         .with_columns(
             boosted=pl.min_horizontal(
                 pl.lit(100),
-                pl.col("confidence") + AGREEMENT_BOOST * (pl.col("agreeing").list.len() - 1),
+                # A length is unsigned: cast before subtracting, or a value nobody chose underflows to 100.
+                pl.col("confidence")
+                + AGREEMENT_BOOST * (pl.col("agreeing").list.len().cast(pl.Int32) - 1).clip(lower_bound=0),
             )
         )
         .sort(["boosted", "rank"], descending=[True, False])
@@ -111,6 +131,7 @@ def _record(
     failed: dict[str, str],
     wanted: set[str],
     cost: float | None,
+    min_confidence: int,
 ) -> dict[str, object]:
     """One entity's record: the best option per wanted field, or the status that explains the gap."""
     entity_type = entity[3]
@@ -124,8 +145,11 @@ def _record(
             continue
         if name in options:
             best, *others = options[name]
-            record[name] = best["value"]
             provenance[name] = _chosen(best, others)
+            if best["boosted"] >= min_confidence:
+                record[name] = best["value"]
+            else:  # a candidate, not a fact: shown in the provenance, the cell left empty
+                provenance[name] |= {"status": Status.LOW_CONFIDENCE.value, "value": best["value"]}
         else:
             status = worst_unfilled(set(failed.values())).value
             provenance[name] = {"status": status, "attempts": failed} if failed else {"status": status}

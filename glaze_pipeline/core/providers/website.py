@@ -22,14 +22,15 @@ from glaze_pipeline.core.web.fetch import OverrideResolver
 
 class WebsiteProvider(Provider):
     name = "website"
-    # 2: scrapy crawl of up to 4 pages beyond the homepage, deeper extraction; 3: page text as evidence.
-    # Part of the cache key.
-    version = "3"
+    # 2: scrapy crawl of up to 4 pages beyond the homepage, deeper extraction; 3: page text as evidence;
+    # 4: a choice step with reasons, losing candidates kept, calibrated confidence. Part of the cache key.
+    version = "4"
     fields = frozenset(
         {
             "company_name",
             "company_description",
             "company_website",
+            "company_hq_location",
             "company_city",
             "company_country",
             "company_employee_count",

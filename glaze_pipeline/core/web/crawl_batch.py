@@ -100,7 +100,7 @@ def site_line(site: SiteCrawl) -> str:
             "row_key": site.row_key,
             "status": site.status.value,
             "detail": site.detail,
-            "found": [[f.field, f.value, f.confidence, f.evidence] for f in found],
+            "found": [[f.field, f.value, f.confidence, f.evidence, f.reason] for f in found],
             "pages": [p.url for p in site.pages],
             "fetched_at": (site.fetched_at or datetime.now(UTC)).isoformat(),
             "evidence": [
@@ -142,7 +142,7 @@ def _result_of(line: dict[str, Any]) -> SiteResult:
         row_key=str(line["row_key"]),
         status=Status(line["status"]),
         detail=str(line.get("detail", "")),
-        found=tuple(Found(str(f), str(v), int(c), str(e)) for f, v, c, e in line.get("found", [])),
+        found=tuple(Found(str(f), str(v), int(c), str(e), str(r)) for f, v, c, e, r in line.get("found", [])),
         pages=tuple(str(p) for p in line.get("pages", [])),
         fetched_at=datetime.fromisoformat(line["fetched_at"]) if line.get("fetched_at") else None,
         evidence=tuple(Evidence(str(url), str(text)) for url, text in line.get("evidence", [])),

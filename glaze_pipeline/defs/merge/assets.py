@@ -22,10 +22,10 @@ REJECT_COLUMN = "reject_reasons"
 
 
 def merged_and_validated(
-    work: TableWork, provider_frames: Sequence[pl.DataFrame], order: Sequence[str]
+    work: TableWork, provider_frames: Sequence[pl.DataFrame], order: Sequence[str], min_confidence: int
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The best value per (row, field), checked row by row; bad cells cleared and explained in `reject_reasons`."""
-    merged = merge(work.rows, work.wanted, [work.hints, *provider_frames], order)
+    merged = merge(work.rows, work.wanted, [work.hints, *provider_frames], order, min_confidence)
     result = validate_records(merged)
     reasons = dict(result.rejects.iter_rows())
     records = result.records.with_columns(
@@ -78,7 +78,8 @@ def build_merge_assets(
         """
         with runtime.runtime.connection() as conn:
             work = TableWork.of(table_info(conn, context.partition_key), inputs["source_rows"])
-        records, metadata = merged_and_validated(work, [inputs[candidates_asset_name(p)] for p in order], order)
+        frames = [inputs[candidates_asset_name(p)] for p in order]
+        records, metadata = merged_and_validated(work, frames, order, runtime.runtime.settings.min_confidence)
         return dg.Output(records, metadata=metadata)
 
     @dg.asset_check(

@@ -356,3 +356,71 @@ def test_hints_and_cached_candidates_cost_nothing() -> None:
     record = one(merge(rows, ["company_name", "company_city"], [hints, cached], PRIORITY), "a")
     assert record["cost_usd"] == 0.0
     assert record["provenance"]["company_city"]["cached"] is True
+
+
+# --- landing policy: values below GLAZE_MIN_CONFIDENCE ---------------------------------------------
+
+
+def test_a_value_below_min_confidence_that_nothing_beats_is_kept_only_as_a_candidate() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(filled("a", "company_country", "IO", 50, "website"))
+    record = one(merge(rows, ["company_country"], [candidates], PRIORITY, min_confidence=70), "a")
+
+    assert record["company_country"] is None  # not a fact in the user's table
+    provenance = record["provenance"]["company_country"]
+    assert provenance["status"] == Status.LOW_CONFIDENCE.value
+    assert (provenance["value"], provenance["confidence"], provenance["source"]) == ("IO", 50, "website")
+    assert record["status"] == Status.LOW_CONFIDENCE.value
+
+
+def test_a_later_provider_above_min_confidence_lands_over_an_earlier_low_one() -> None:
+    rows = source_rows(("a", COMPANY))
+    website = frame(filled("a", "company_city", "Mahwah", 40, "website"))
+    llm = frame(filled("a", "company_city", "Kalamazoo", 75, "llm"))
+    record = one(merge(rows, ["company_city"], [website, llm], PRIORITY, min_confidence=70), "a")
+    assert record["company_city"] == "Kalamazoo"
+    assert record["provenance"]["company_city"]["status"] == Status.FILLED.value
+
+
+def test_a_low_value_beside_a_filled_field_makes_the_row_partial() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "Acme", 95, "website"),
+        filled("a", "company_email", "jo@acme.example", 55, "website"),
+    )
+    record = one(merge(rows, ["company_name", "company_email"], [candidates], PRIORITY, min_confidence=70), "a")
+    assert (record["company_name"], record["company_email"]) == ("Acme", None)
+    assert record["status"] == Status.PARTIAL.value
+
+
+def test_without_a_threshold_every_value_lands() -> None:
+    rows = source_rows(("a", COMPANY))
+    record = one(
+        merge(rows, ["company_country"], [frame(filled("a", "company_country", "IO", 50, "website"))], PRIORITY), "a"
+    )
+    assert record["company_country"] == "IO"
+
+
+def test_a_providers_losing_candidate_is_no_vote_for_another_providers_value() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_city", "Kalamazoo", 93, "website"),  # the website's choice
+        filled("a", "company_city", "Mahwah", 2, "website"),  # a branch it saw and ruled out
+        filled("a", "company_city", "Mahwah", 85, "linkedin"),
+    )
+    provenance = one(merge(rows, ["company_city"], [candidates], PRIORITY), "a")["provenance"]["company_city"]
+    assert provenance["confidence"] == 93  # LinkedIn's Mahwah is not raised by the website's ruled-out one
+    assert provenance["conflicts"] == [{"value": "Mahwah", "confidence": 85, "source": "linkedin"}]
+
+
+def test_a_value_only_ever_ruled_out_keeps_its_own_low_confidence() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_email", "contact@acme.example", 98, "website"),
+        filled("a", "company_email", "press@acme.example", 6, "website"),  # lost: no source chose it
+    )
+    record = one(merge(rows, ["company_email"], [candidates], PRIORITY, min_confidence=70), "a")
+    assert record["company_email"] == "contact@acme.example"
+    assert record["provenance"]["company_email"]["conflicts"] == [
+        {"value": "press@acme.example", "confidence": 6, "source": "website"}
+    ]

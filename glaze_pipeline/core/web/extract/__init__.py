@@ -1,8 +1,10 @@
 """Company facts from fetched website pages: structured data, meta tags, the title, the logo, links and text.
 
-Pure functions over bytes already downloaded: no network, no environment. Every method reports
-what it sees with a confidence that reflects the method (structured data > meta tags > text
-heuristics); a value two methods agree on is raised, and one finding per (field, value) comes out.
+Pure functions over bytes already downloaded: no network, no environment. Three steps:
+every method reports clues (what a page states, how and in what setting); the choice step
+groups clues into candidates and ranks them per field with readable reasons; calibration
+gives each candidate the measured probability that it is right. Losing candidates come out
+too, at their lower confidence and with the reason they lost.
 """
 
 from __future__ import annotations
@@ -13,46 +15,39 @@ from collections.abc import Iterator, Sequence
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
+import phonenumbers
 
 from glaze_pipeline.core.model.candidates import Found
 from glaze_pipeline.core.web.extract.base import (
     EVIDENCE_LIMIT,
+    Clue,
     Context,
     Method,
     Page,
     brand_of,
     compact,
     decode_html,
-    found,
     host_of,
     parse_page,
     region_of,
 )
-from glaze_pipeline.core.web.extract.markup import from_links, from_logo, from_meta, from_title
+from glaze_pipeline.core.web.extract.calibration import confidence
+from glaze_pipeline.core.web.extract.candidate import Candidate, Site
+from glaze_pipeline.core.web.extract.choose import choose
+from glaze_pipeline.core.web.extract.markup import from_links, from_logo, from_meta, from_site, from_title
 from glaze_pipeline.core.web.extract.structured import from_json_ld, from_microdata_and_rdfa
-from glaze_pipeline.core.web.extract.text import LEGAL_FORM, TEXT_METHODS, visible_lines
+from glaze_pipeline.core.web.extract.text import TEXT_METHODS, visible_lines
 
-__all__ = ["EVIDENCE_LIMIT", "METHODS", "Page", "decode_html", "extract"]
-
-AGREEMENT_BONUS = 5  # per further method stating the same value
-SEVERAL_PAGES_BONUS = 3  # stated on more than one page (a site-wide footer)
-AGREEMENT_CAP = 95  # agreement alone never reaches certainty
+__all__ = ["EVIDENCE_LIMIT", "METHODS", "Page", "candidates", "decode_html", "extract"]
 
 
-def from_visible_text(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None]:
+def from_visible_text(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
     """Every text heuristic over the page's visible lines, split once."""
-    lines = visible_lines(doc)
+    lines = list(ctx.lines) if ctx.lines is not None else visible_lines(doc)
     for method in TEXT_METHODS:
         yield from method(lines, ctx)
 
 
-def from_domain(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None]:
-    """A country-code domain hints at the country; weakly, since .io or .co say nothing and many sites sell abroad."""
-    if ctx.is_home and (region := region_of(ctx.page_url)):
-        yield found("company_country", region, 50, "country-code domain", ctx)
-
-
-# Order is only the order of results; confidence, not position, decides what wins.
 METHODS: tuple[Method, ...] = (
     from_json_ld,
     from_microdata_and_rdfa,
@@ -61,13 +56,21 @@ METHODS: tuple[Method, ...] = (
     from_logo,
     from_links,
     from_visible_text,
-    from_domain,
+    from_site,
 )
+
+_HOME_PATHS = ("", "/index.html", "/index.htm", "/index.php", "/home", "/default.aspx")
+_ABOUT_PATH = re.compile(r"about|history|company|story|who-we-are|ueber|uber|über|unternehmen|geschichte|empresa")
+# Languages spoken mainly in one country: a national phone number on such a page is most likely that country's.
+_LANGUAGE_REGION = {
+    "de": "DE", "fr": "FR", "es": "ES", "it": "IT", "nl": "NL", "pl": "PL", "pt": "PT", "sv": "SE", "da": "DK",
+    "fi": "FI", "nb": "NO", "no": "NO", "cs": "CZ", "hu": "HU", "el": "GR", "ja": "JP", "ko": "KR", "tr": "TR",
+}  # fmt: skip
 
 
 def _is_home(url: str, base_url: str) -> bool:
     path = urlsplit(url).path.lower().rstrip("/")
-    return url.rstrip("/") == base_url.rstrip("/") or path in ("", "/index.html", "/index.htm", "/index.php", "/home")
+    return url.rstrip("/") == base_url.rstrip("/") or path in _HOME_PATHS
 
 
 def _base_href(doc: lxml.html.HtmlElement, page_url: str) -> str:
@@ -75,11 +78,13 @@ def _base_href(doc: lxml.html.HtmlElement, page_url: str) -> str:
     return urljoin(page_url, base.get("href", "")) if base is not None else page_url
 
 
-def _findings(parsed: list[tuple[Page, lxml.html.HtmlElement]], base_url: str, region: str | None) -> list[Found]:
+Parsed = list[tuple[Page, lxml.html.HtmlElement, tuple[str, ...]]]  # each page, its tree and its visible lines
+
+
+def _clues(parsed: Parsed, base_url: str, region: str | None, guessed: bool) -> list[Clue]:
     brand, site_host = brand_of(base_url), host_of(base_url).removeprefix("www.")
-    results: list[Found] = []
-    seen: set[Found] = set()
-    for page, doc in parsed:
+    clues: list[Clue] = []
+    for page, doc, lines in parsed:
         ctx = Context(
             page_url=page.url,
             base_url=_base_href(doc, page.url),
@@ -87,70 +92,76 @@ def _findings(parsed: list[tuple[Page, lxml.html.HtmlElement]], base_url: str, r
             region=region_of(page.url) or region,
             site_host=site_host,
             is_home=_is_home(page.url, base_url),
+            region_guessed=guessed and region_of(page.url) is None,
+            is_about=bool(_ABOUT_PATH.search(urlsplit(page.url).path.lower())),
+            lines=lines,
         )
-        for method in METHODS:
-            for finding in method(doc, ctx):
-                # The same link in header and footer is one finding, not two votes.
-                if finding is not None and finding not in seen:
-                    seen.add(finding)
-                    results.append(finding)
-    return results
+        found = [c for method in METHODS for c in method(doc, ctx) if c is not None]
+        # A page that states nothing about a company (an error page, a non-HTML body) gives no website either.
+        if any(c.method != "site" for c in found):
+            clues.extend(found)
+    return clues
 
 
-def _stated_country(findings: list[Found]) -> str | None:
-    """The country the site states most surely (structured data or a postal address), to read its phone numbers."""
-    # 75: structured data or a US/Canadian/Australian postal address; a lone UK-postcode look-alike is not enough.
-    stated = [f for f in findings if f.field == "company_country" and f.confidence >= 75]
-    if not stated:
-        return None
-    best = max(f.confidence for f in stated)
-    return Counter(f.value for f in stated if f.confidence == best).most_common(1)[0][0]
+def _stated_region(clues: list[Clue], site: Site) -> str | None:
+    """The country the site states for itself (its headquarters' address, structured data, geo tags)."""
+    countries = [c for c in choose(clues, site) if c.field == "company_country"]
+    # A country named in passing ("offices in Vienna, Austria") is not where the site's numbers belong.
+    if countries and (countries[0].methods - {"text", "domain"} or "postal" in countries[0].traits):
+        return countries[0].value
+    # Numbers the site writes internationally say where it is: +44 numbers on a .com site are British ones.
+    prefixes = [
+        phonenumbers.region_code_for_number(phonenumbers.parse(c.value))
+        for c in clues
+        if c.field == "company_phone" and c.method in ("link", "text", "structured")
+    ]
+    known = [p for p in prefixes if p and p != "ZZ"]
+    return Counter(known).most_common(1)[0][0] if known else None
 
 
-def _method(evidence: str) -> str:
-    """ "json-ld Organization.email @ url" -> "json-ld": the method family a finding came from."""
-    return evidence.split(" @ ", 1)[0].split(" ", 1)[0].split(".", 1)[0].lower()
+def _language_region(parsed: Parsed) -> str | None:
+    """The country a non-English page's language points to ("de-AT" → AT, "pl" → PL); English says nothing."""
+    for _, doc, _ in parsed:
+        lang = (doc.get("lang") or doc.get("{http://www.w3.org/XML/1998/namespace}lang") or "").lower()
+        language, _, country = lang.replace("_", "-").partition("-")
+        if language and language != "en":
+            region = country.upper() if len(country) == 2 else _LANGUAGE_REGION.get(language)
+            if region in phonenumbers.SUPPORTED_REGIONS:
+                return region
+    return None
 
 
-_LEGAL_SUFFIX = re.compile(rf"[\s,]+(?:{LEGAL_FORM})\s*$", re.IGNORECASE)
+def _site(base_url: str, clues: list[Clue]) -> Site:
+    names = {
+        compact(c.value)
+        for c in clues
+        if c.field == "company_name" and (c.method in ("structured", "meta") or "brand" in c.traits)
+    }
+    return Site(host_of(base_url).removeprefix("www."), brand_of(base_url), frozenset(n for n in names if n))
 
 
-def _agreement_key(field: str, value: str) -> str:
-    """Values that state the same thing: a brand and its legal name ("Acme" / "Acme Ltd") support each other."""
-    return compact(_LEGAL_SUFFIX.sub("", value)) if field == "company_name" else value
+def candidates(pages: Sequence[Page], base_url: str) -> list[Candidate]:
+    """Every field's candidates, ranked and explained, before confidence: what calibration is fitted on."""
+    trees = [(page, doc) for page, doc in ((p, parse_page(p)) for p in pages) if doc is not None]
+    parsed = [(page, doc, tuple(visible_lines(doc))) for page, doc in trees]
+    region = region_of(base_url)
+    clues = _clues(parsed, base_url, region, guessed=False)
+    if region is None:
+        # National numbers and addresses can be read once the site says where it is, or its language does.
+        if stated := _stated_region(clues, _site(base_url, clues)):
+            clues = _clues(parsed, base_url, stated, guessed=False)
+        elif spoken := _language_region(parsed):
+            clues = _clues(parsed, base_url, spoken, guessed=True)
+    return choose(clues, _site(base_url, clues))
 
 
-def agree(findings: list[Found]) -> list[Found]:
-    """One finding per (field, value): the best one, raised when other methods or pages state the same thing."""
-    groups: dict[tuple[str, str], list[Found]] = {}
-    for finding in findings:
-        groups.setdefault((finding.field, _agreement_key(finding.field, finding.value)), []).append(finding)
-    merged = []
-    for group in groups.values():
-        methods = {_method(f.evidence) for f in group}
-        several_pages = len({f.evidence.rsplit(" @ ", 1)[-1] for f in group}) > 1
-        values: dict[str, Found] = {}
-        for finding in group:  # the best finding of each distinct value, in first-seen order
-            if finding.value not in values or finding.confidence > values[finding.value].confidence:
-                values[finding.value] = finding
-        for best in values.values():
-            others = sorted(methods - {_method(best.evidence)})
-            bonus = AGREEMENT_BONUS * len(others) + (SEVERAL_PAGES_BONUS if several_pages else 0)
-            # A brand and its legal name support each other, but the brand stays the name shown.
-            legal = best.field == "company_name" and _LEGAL_SUFFIX.search(best.value) is not None
-            cap = AGREEMENT_CAP - 5 if legal else AGREEMENT_CAP
-            confidence = max(best.confidence, min(cap, best.confidence + bonus))
-            evidence = f"{best.evidence} (agrees: {', '.join(others)})" if others else best.evidence
-            merged.append(Found(best.field, best.value, max(0, min(100, confidence)), evidence[:EVIDENCE_LIMIT]))
-    return merged
+def _evidence(candidate: Candidate) -> str:
+    best = candidate.best_clue()
+    others = sorted({c.what.split(" ", 1)[0] for c in candidate.clues if c.method != best.method})
+    evidence = best.evidence + (f" (agrees: {', '.join(others)})" if others else "")
+    return evidence[:EVIDENCE_LIMIT]
 
 
 def extract(pages: Sequence[Page], base_url: str) -> list[Found]:
-    """Every company fact the pages state, one finding per (field, value); [] for pages that are not HTML."""
-    parsed = [(page, doc) for page in pages if (doc := parse_page(page)) is not None]
-    region = region_of(base_url)
-    findings = _findings(parsed, base_url, region)
-    if region is None and (stated := _stated_country(findings)):
-        # National phone numbers can be read once the site says where it is.
-        findings = _findings(parsed, base_url, stated)
-    return agree(findings)
+    """Every company fact the pages state, one value per candidate with its calibrated confidence; [] for non-HTML."""
+    return [Found(c.field, c.value, confidence(c), _evidence(c), c.reason) for c in candidates(pages, base_url)]

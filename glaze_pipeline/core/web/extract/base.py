@@ -1,11 +1,16 @@
-"""What every extraction method shares: the page, its decoding and parsing, and turning raw values into findings."""
+"""What every extraction method shares: the page, its decoding and parsing, and the clue every method reports.
+
+A method never scores what it finds: it reports a `Clue` (what the page states, how and where,
+and what the page says around it). The choice step weighs clues against each other and the
+calibration step turns what won, and why, into a confidence (see `choose` and `calibration`).
+"""
 
 from __future__ import annotations
 
 import codecs
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -13,7 +18,6 @@ import lxml.etree
 import lxml.html
 import phonenumbers
 
-from glaze_pipeline.core.model.candidates import Found
 from glaze_pipeline.core.model.fields import CATALOG
 
 EVIDENCE_LIMIT = 300
@@ -38,10 +42,30 @@ class Context:
     region: str | None  # ISO-2 region to read national phone numbers: the ccTLD, else the site's stated country
     site_host: str  # the company's host without "www.", to tell its own addresses from third parties'
     is_home: bool  # the homepage speaks for the company; an article's meta description does not
+    region_guessed: bool = False  # the region comes from the page's language, not from an address or the domain
+    is_about: bool = False  # an about, history or company page, where founding years are stated
+    lines: tuple[str, ...] | None = None  # the page's visible lines, when already split
 
 
-# One extraction method: a page's tree in, findings out (None where the catalog rejected a raw value).
-Method = Callable[[lxml.html.HtmlElement, Context], Iterator[Found | None]]
+@dataclass(frozen=True)
+class Clue:
+    """One statement a page makes about one field, before any choice: what, how, where and in what setting."""
+
+    field: str
+    value: str  # normalised by the catalog
+    method: str  # the kind of statement: structured, meta, title, logo, link, text, site
+    what: str  # the statement in words, for the evidence: "json-ld Organization.email", "mailto link"
+    page: str
+    traits: frozenset[str] = frozenset()  # what the page says around it: "hq", "fax", "header", "offsite", ...
+    place: str = ""  # clues read from one postal address share it, so city, country and location go together
+
+    @property
+    def evidence(self) -> str:
+        return f"{self.what} @ {self.page}"[:EVIDENCE_LIMIT]
+
+
+# One extraction method: a page's tree in, clues out (None where the catalog rejected a raw value).
+Method = Callable[[lxml.html.HtmlElement, Context], Iterator["Clue | None"]]
 
 
 # --- decoding -------------------------------------------------------------------------------------------
@@ -98,12 +122,14 @@ def parse_page(page: Page) -> lxml.html.HtmlElement | None:
 # --- shared helpers -------------------------------------------------------------------------------------
 
 
-def found(field: str, raw: object, confidence: int, what: str, ctx: Context) -> Found | None:
-    """A catalog-normalised value with its evidence, or None when the catalog rejects it."""
+def clue(
+    field: str, raw: object, method: str, what: str, ctx: Context, traits: Iterable[str] = (), place: str = ""
+) -> Clue | None:
+    """A catalog-normalised statement, or None when the catalog refuses the raw value."""
     value = CATALOG[field].clean(raw)
     if value is None:
         return None
-    return Found(field, value, confidence, f"{what} @ {ctx.page_url}"[:EVIDENCE_LIMIT])
+    return Clue(field, value, method, what, ctx.page_url, frozenset(traits), place)
 
 
 def compact(text: str) -> str:
@@ -141,6 +167,7 @@ def region_of(url: str) -> str | None:
 def phone_e164(raw: str, region: str | None) -> str | None:
     """An international form the catalog accepts; national numbers only when the region is known."""
     number = unquote(raw).strip()
+    number = re.sub(r"^\(\s*(\+\d{1,3})\s*\)", r"\1", number)  # "(+44)7758 085585"
     if number.startswith("00"):
         number = "+" + number[2:]
     if number.startswith("+"):
@@ -151,7 +178,8 @@ def phone_e164(raw: str, region: str | None) -> str | None:
         parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(parsed):
+    # Valid, not merely possible: a US toll-free number read as Austrian is possible, and wrong.
+    if not phonenumbers.is_valid_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
@@ -165,8 +193,6 @@ _PLACEHOLDER_DOMAINS = {"example.com", "example.org", "example.net", "domain.com
 _THIRD_PARTY_DOMAIN_PARTS = ("sentry", "wixpress.com", "godaddy.com", "squarespace.com", "wordpress.com")
 # Retina image names ("logo@2x.png") look like addresses to a regex.
 _FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".avif", ".ico", ".css", ".js")
-# Addresses a company publishes for everyone, rather than one person's.
-GENERAL_LOCALS = ("info", "contact", "hello", "office", "mail", "enquiries", "inquiries", "sales", "kontakt", "post")
 
 
 def is_company_email(address: str) -> bool:
@@ -182,28 +208,14 @@ def is_company_email(address: str) -> bool:
     )
 
 
-def on_site(domain: str, ctx: Context) -> bool:
-    """Whether an address's domain is the company's own (its host, a subdomain, or the same brand)."""
-    domain = domain.lower().removeprefix("www.")
-    if not ctx.site_host:
-        return False
-    return (
-        domain == ctx.site_host
-        or domain.endswith("." + ctx.site_host)
-        or bool(ctx.brand and brand_of("http://" + domain) == ctx.brand)
-    )
-
-
-def email(raw: object, confidence: int, what: str, ctx: Context) -> Found | None:
-    """An email finding; addresses on other domains (a web agency, a webmail) count 20 points less."""
-    result = found("company_email", raw, confidence, what, ctx)
-    if result is None or not is_company_email(result.value):
-        return None
-    local, _, domain = result.value.partition("@")
-    adjust = 0 if on_site(domain, ctx) else -20
-    if local in GENERAL_LOCALS:
-        adjust += 2  # among several addresses of one company, prefer the one meant for everyone
-    return Found(result.field, result.value, result.confidence + adjust, result.evidence)
+def emails(raw: object, method: str, what: str, ctx: Context) -> Iterator[Clue | None]:
+    """Email clues; a mailto may list several addresses ("a@x.com, b@x.com")."""
+    if not isinstance(raw, str):
+        return
+    for part in re.split(r"[,;]", raw.split("?", 1)[0]):
+        result = clue("company_email", part.strip(), method, what, ctx)
+        if result is not None and is_company_email(result.value):
+            yield result
 
 
 SOCIAL_FIELDS = (
@@ -216,7 +228,7 @@ SOCIAL_FIELDS = (
 )
 
 
-def socials(raw: object, confidence: int, what: str, ctx: Context) -> Iterator[Found]:
+def socials(raw: object, method: str, what: str, ctx: Context) -> Iterator[Clue]:
     """A URL becomes a social profile when the catalog recognises it as one (never a share or intent link)."""
     if not isinstance(raw, str):
         return
@@ -224,5 +236,5 @@ def socials(raw: object, confidence: int, what: str, ctx: Context) -> Iterator[F
     if ctx.brand and brand_of(url) == ctx.brand:
         return  # the site's own pages (github.com/blog on github.com) are not its profile
     for field in SOCIAL_FIELDS:
-        if result := found(field, url, confidence, what, ctx):
+        if result := clue(field, url, method, what, ctx):
             yield result

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from urllib.parse import unquote, urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import lxml.html
 
-from glaze_pipeline.core.model.candidates import Found
-from glaze_pipeline.core.web.extract.base import Context, compact, email, found, phone_e164, socials
+from glaze_pipeline.core.model.fields import normalise_country
+from glaze_pipeline.core.web.extract.base import (
+    Clue,
+    Context,
+    brand_of,
+    clue,
+    compact,
+    emails,
+    host_of,
+    phone_e164,
+    socials,
+)
 
 
 def _meta(doc: lxml.html.HtmlElement) -> Iterator[tuple[str, str]]:
@@ -17,45 +27,85 @@ def _meta(doc: lxml.html.HtmlElement) -> Iterator[tuple[str, str]]:
     for meta in doc.iter("meta"):
         key = (meta.get("property") or meta.get("name") or "").strip().lower()
         content = meta.get("content")
-        if key and content:
+        if key and content and content.strip():
             yield key, content
 
 
-def from_meta(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None]:
+def site_root(url: str) -> str | None:
+    """The website a page belongs to: scheme and host, since a company's website is its site, not one page."""
+    parts = urlsplit(url.strip() if "://" in url else "https://" + url.strip())
+    return f"{parts.scheme}://{parts.hostname}" if parts.hostname else None
+
+
+def _named(content: str, method: str, what: str, ctx: Context) -> Clue | None:
+    """A name from a tag that may carry a tagline too ("Acme - Widgets for everyone")."""
+    named = brand_from_title(content, ctx.brand)
+    if named is None:
+        return None
+    name, confirmed = named
+    traits = {"brand"} if confirmed else set()
+    if name != content.strip():
+        traits.add("tagline-cut")
+    return clue("company_name", name, method, what, ctx, traits)
+
+
+def from_meta(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
+    page = {"home"} if ctx.is_home else {"inner"}
     for key, content in _meta(doc):
-        if key == "og:site_name":
-            # Some sites append a tagline here too ("Acme - Widgets for everyone").
-            named = brand_from_title(content, ctx.brand)
-            if named is not None:
-                yield found(
-                    "company_name", named[0], 80 if named[0] == content.strip() else 70, "meta og:site_name", ctx
-                )
+        if key in ("og:site_name", "application-name"):
+            yield _named(content, "meta", f"meta {key}", ctx)
         elif key in ("description", "og:description"):
             # An article's description describes the article, not the company.
-            yield found("company_description", content, 75 if ctx.is_home else 50, f"meta {key}", ctx)
-        elif key == "og:image" and "logo" in content.lower():
-            yield found("company_logo_url", urljoin(ctx.base_url, content), 75, "meta og:image", ctx)
+            yield clue("company_description", content, "meta", f"meta {key}", ctx, page)
+        elif key == "og:logo" or (key == "og:image" and "logo" in content.lower()):
+            yield clue("company_logo_url", urljoin(ctx.base_url, content), "meta", f"meta {key}", ctx)
         elif key == "og:url":
-            yield found("company_website", content, 70, "meta og:url", ctx)
-        elif key == "twitter:site":
-            handle = content.strip()
-            url = f"https://x.com/{handle[1:]}" if handle.startswith("@") else handle
-            yield found("company_twitter", url, 75, "meta twitter:site", ctx)
+            yield clue("company_website", site_root(content), "meta", "meta og:url", ctx)
+        elif key in ("twitter:site", "twitter:creator"):
+            handle = content.strip().lstrip("@")
+            url = handle if "/" in handle else f"https://x.com/{handle}"
+            yield clue("company_twitter", url, "meta", f"meta {key}", ctx)
+        elif key == "geo.placename":  # a town, or sometimes only the country ("USA")
+            place = content.split(",")[0]
+            field = "company_country" if normalise_country(place) else "company_city"
+            yield clue(field, place, "meta", "meta geo.placename", ctx)
+        elif key == "geo.region":
+            yield clue("company_country", content.split("-")[0], "meta", "meta geo.region", ctx)
+
+
+def from_site(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
+    """The site answered at this address: its root is the company's website."""
+    yield clue("company_website", site_root(ctx.page_url), "site", "the site itself", ctx)
 
 
 # --- <title> --------------------------------------------------------------------------------------------
 
-# Spaced dashes only: "Hewlett-Packard" is one name.
-_TITLE_SEPARATORS = re.compile(r"\s+[-–—|·•»]\s+|\s*[|•»]\s*|:\s+")
-_GENERIC_TITLES = {"home", "homepage", "home page", "welcome", "index", "about", "about us", "contact"}
+# Spaced dashes only: "Hewlett-Packard" is one name. "::" and ":" end a brand ("VisionProject :: Web tool").
+_TITLE_SEPARATORS = re.compile(r"\s+[-–—|·•»:]+\s+|\s*[|•»]\s*|::|:\s+|\s+:$")
+_GENERIC_TITLES = {
+    "home", "homepage", "home page", "welcome", "index", "about", "about us", "contact", "contact us", "contacts",
+    "us", "start", "startseite", "accueil", "inicio", "main", "news", "blog", "impressum", "imprint", "kontakt",
+    "loading", "logo", "image", "banner", "header", "menu", "search", "close", "open",
+}  # fmt: skip
 _WELCOME = re.compile(r"^(?:welcome to|about|contact)\s+", re.IGNORECASE)
 _BRAND_MAX_WORDS = 5
 
 
+def _title_parts(title: str) -> list[str]:
+    parts = []
+    for part in _TITLE_SEPARATORS.split(title):
+        part = part.strip()
+        if not part or part.lower() in _GENERIC_TITLES:
+            continue
+        part = _WELCOME.sub("", part).strip()
+        if part and part.lower() not in _GENERIC_TITLES and len(part.split()) <= _BRAND_MAX_WORDS:
+            parts.append(part)
+    return parts
+
+
 def brand_from_title(title: str, brand: str) -> tuple[str, bool] | None:
     """The brand part of a title, and whether the domain confirms it; None when every part is a sentence."""
-    parts = [_WELCOME.sub("", p).strip() for p in _TITLE_SEPARATORS.split(title)]
-    parts = [p for p in parts if p and p.lower() not in _GENERIC_TITLES and len(p.split()) <= _BRAND_MAX_WORDS]
+    parts = _title_parts(title)
     if not parts:
         return None
     squeezed = {p: compact(p) for p in parts}
@@ -68,31 +118,32 @@ def brand_from_title(title: str, brand: str) -> tuple[str, bool] | None:
     return min(parts, key=len), False
 
 
-def from_title(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None]:
+def from_title(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
     title = doc.find(".//title")
     brand = brand_from_title(title.text_content(), ctx.brand) if title is not None else None
     if brand is not None:
         name, confirmed = brand
-        yield found("company_name", name, 70 if confirmed else 55, "title", ctx)
+        yield clue("company_name", name, "title", "title", ctx, {"brand"} if confirmed else ())
 
 
 # --- links ----------------------------------------------------------------------------------------------
 
 
-def from_links(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None]:
+def from_links(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
     for anchor in doc.iter("a"):
         href = (anchor.get("href") or "").strip()
         lowered = href.lower()
         if lowered.startswith("mailto:"):
-            yield email(unquote(href[len("mailto:") :]), 85, "mailto link", ctx)
+            yield from emails(unquote(href[len("mailto:") :]), "link", "mailto link", ctx)
         elif lowered.startswith("tel:"):
-            yield found("company_phone", phone_e164(href[len("tel:") :], ctx.region), 75, "tel link", ctx)
+            traits = {"guessed-region"} if ctx.region_guessed and not href[4:].lstrip().startswith("+") else ()
+            yield clue("company_phone", phone_e164(href[len("tel:") :], ctx.region), "link", "tel link", ctx, traits)
         elif "/cdn-cgi/l/email-protection#" in lowered:
-            yield email(cloudflare_email(href.rsplit("#", 1)[1]), 85, "cloudflare-protected link", ctx)
+            yield from emails(cloudflare_email(href.rsplit("#", 1)[1]), "link", "cloudflare-protected link", ctx)
         elif href:
-            yield from socials(href, 80, "link", ctx)
+            yield from socials(href, "link", "link", ctx)
     for element in doc.xpath("//*[@data-cfemail]"):
-        yield email(cloudflare_email(element.get("data-cfemail", "")), 80, "cloudflare-protected text", ctx)
+        yield from emails(cloudflare_email(element.get("data-cfemail", "")), "text", "cloudflare-protected text", ctx)
 
 
 def cloudflare_email(encoded: str) -> str:
@@ -108,45 +159,78 @@ def cloudflare_email(encoded: str) -> str:
 
 # --- logo -----------------------------------------------------------------------------------------------
 
-# Images that carry "logo" in their name but show someone else's mark or many marks at once.
-_NOT_OUR_LOGO = re.compile(
-    r"sprite|badge|award|seal|certif|partner|client|member|sponsor|payment|visa|mastercard|paypal|trust|"
-    r"accredit|bbb|facebook|twitter|linkedin|instagram|youtube|google|apple|app-?store|powered|footer",
-    re.IGNORECASE,
-)
+# Words in an image's file name, class or id (or its containers') that mark someone else's logo, or many.
+_NOT_OUR_LOGO = (
+    "sprite", "badge", "award", "seal", "certif", "partner", "client", "customer", "member", "sponsor", "payment",
+    "visa", "mastercard", "paypal", "trust", "accredit", "bbb", "facebook", "twitter", "linkedin", "instagram",
+    "youtube", "google", "apple", "appstore", "powered", "carousel", "slide", "testimonial", "press", "featured",
+    "affiliat", "gallery",
+)  # fmt: skip
 _LOGO_HINT = re.compile(r"logo", re.IGNORECASE)
+_HOME_PATH = re.compile(r"^/?(?:(?:index|home|default)(?:\.\w+)?)?/?$", re.IGNORECASE)
+_MAX_LOGO_CANDIDATES = 6
 
 
 def _describes(element: lxml.html.HtmlElement) -> str:
     parts = [element.get(a) or "" for a in ("src", "alt", "class", "id", "title")]
-    parent = element.getparent()
-    if parent is not None:
+    for parent in list(element.iterancestors())[:3]:
         parts += [parent.get("class") or "", parent.get("id") or ""]
     return " ".join(parts)
 
 
-def _links_home(element: lxml.html.HtmlElement, ctx: Context) -> bool:
+def _not_ours(element: lxml.html.HtmlElement, src: str, brand: str) -> bool:
+    """Whether the file name, class or id words mark another organisation's mark (never the alt prose)."""
+    named = [*src.rsplit("/", 2)[-2:], element.get("class") or "", element.get("id") or ""]
+    for parent in list(element.iterancestors())[:3]:
+        named += [parent.get("class") or "", parent.get("id") or ""]
+    words = {w for w in re.split(r"[^a-z]+", " ".join(named).lower()) if w and w != brand}
+    return any(w == stem or (len(stem) >= 5 and w.startswith(stem)) for w in words for stem in _NOT_OUR_LOGO)
+
+
+def _link_target(element: lxml.html.HtmlElement, ctx: Context) -> str | None:
     anchor = next((a for a in element.iterancestors("a")), None)
-    if anchor is None:
-        return False
-    target = urljoin(ctx.base_url, anchor.get("href") or "")
-    return target.rstrip("/").split("://")[-1].removeprefix("www.") in (
-        ctx.site_host,
-        f"{ctx.site_host}/index.html",
-        f"{ctx.site_host}/index.php",
-    )
+    return urljoin(ctx.base_url, anchor.get("href") or "") if anchor is not None else None
 
 
-def from_logo(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None]:
-    """The first image named as a logo that is not a badge, sprite or partner mark; one linking home ranks higher."""
+def _logo_traits(image: lxml.html.HtmlElement, src: str, ctx: Context) -> set[str]:
+    """Where the image sits and where it leads: the page's own logo links home from the header."""
+    traits = set()
+    target = _link_target(image, ctx)
+    if target is not None:
+        host = host_of(target).removeprefix("www.")
+        if host and ctx.site_host and host != ctx.site_host and brand_of(target) != ctx.brand:
+            traits.add("offsite")  # a partner's or a client's mark, linking to their own site
+        elif host_of(target).removeprefix("www.") == ctx.site_host and _HOME_PATH.match(urlsplit(target).path):
+            traits.add("home-link")
+    if any(
+        a.tag == "header" or "header" in (a.get("id") or "") + (a.get("class") or "") for a in image.iterancestors()
+    ):
+        traits.add("header")
+    if ctx.brand and len(ctx.brand) >= 4 and ctx.brand in compact(src.rsplit("/", 1)[-1]):
+        traits.add("brand")
+    if _not_ours(image, src, ctx.brand):
+        traits.add("not-ours")
+    return traits
+
+
+def from_logo(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
+    """Images named as a logo or after the brand, with where they sit; the choice step tells ours from others'."""
+    seen = 0
     for image in doc.iter("img"):
-        described = _describes(image)
         src = image.get("src") or image.get("data-src") or ""
-        if not src or src.startswith("data:") or not _LOGO_HINT.search(described) or _NOT_OUR_LOGO.search(described):
+        if not src or src.startswith("data:"):
             continue
-        in_header = any(
-            a.tag == "header" or "header" in (a.get("id") or "") + (a.get("class") or "") for a in image.iterancestors()
-        )
-        confidence = 80 if _links_home(image, ctx) or in_header else 65
-        yield found("company_logo_url", urljoin(ctx.base_url, src), confidence, "logo image", ctx)
-        return
+        traits = _logo_traits(image, src, ctx)
+        if not _LOGO_HINT.search(_describes(image)) and "brand" not in traits:
+            continue
+        found = clue("company_logo_url", urljoin(ctx.base_url, src), "logo", "logo image", ctx, traits)
+        if found is None:
+            continue
+        yield found
+        # The alt text of the page's own logo names the company ("Zynk Design - Interior Architects").
+        alt = (image.get("alt") or "").strip()
+        if alt and not traits & {"offsite", "not-ours"} and traits & {"home-link", "header", "brand"}:
+            yield _named(alt, "logo", "logo alt text", ctx) if "logo" not in alt.lower() else None
+        seen += 1
+        if seen >= _MAX_LOGO_CANDIDATES:
+            return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -11,8 +12,8 @@ from urllib.parse import urljoin
 import extruct
 import lxml.html
 
-from glaze_pipeline.core.model.candidates import Found
-from glaze_pipeline.core.web.extract.base import Context, email, found, phone_e164, socials
+from glaze_pipeline.core.web.extract.base import Clue, Context, clue, emails, phone_e164, socials
+from glaze_pipeline.core.web.extract.markup import site_root
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ def _strings(value: object) -> Iterator[str]:
         return
     if isinstance(value, float) and value.is_integer():
         yield str(int(value))  # 85.0 employees is 85, not "850" once the count normaliser drops the dot
-    elif isinstance(value, str | int | float):
+    elif isinstance(value, str):
+        yield html.unescape(value)  # CMSs escape HTML inside the JSON too ("Think &amp; Do Tank")
+    elif isinstance(value, int | float):
         yield str(value)
     elif isinstance(value, dict) and "@value" in value:
         yield from _strings(value["@value"])
@@ -87,46 +90,79 @@ def _dicts(value: object) -> Iterator[dict[str, object]]:
                 yield item
 
 
-def organization_facts(node: dict[str, object], kind: str, ctx: Context) -> Iterator[Found | None]:
+def _address_facts(node: dict[str, object], kind: str, ctx: Context) -> Iterator[Clue | None]:
+    """City and country of the organisation's own postal address: its seat, so they carry the "hq" trait."""
+    for key in ("address", "location"):
+        for index, address in enumerate(_dicts(node.get(key))):
+            place = f"{ctx.page_url}#{kind}.{key}.{index}"
+            for raw in _strings(address.get("addressLocality")):
+                # Hand-written blocks put the county in too ("Bristol, Avon,"): the town comes first.
+                yield clue("company_city", raw.split(",")[0], "structured", f"{kind}.{key}.addressLocality", ctx,
+                           {"hq"}, place)  # fmt: skip
+            country = address.get("addressCountry")
+            for value in (country, *(d.get("name") for d in _dicts(country))):
+                for raw in _strings(value):
+                    yield clue("company_country", raw, "structured", f"{kind}.{key}.addressCountry", ctx, {"hq"}, place)
+            written = [
+                next(_strings(address.get(part)), "").split(",")[0].strip()
+                for part in ("addressLocality", "addressRegion", "addressCountry")
+            ]
+            if written[0]:
+                yield clue("company_hq_location", ", ".join(p for p in written if p), "structured",
+                           f"{kind}.{key}", ctx, {"hq"}, place)  # fmt: skip
+
+
+def _contact_facts(node: dict[str, object], kind: str, ctx: Context) -> Iterator[Clue | None]:
+    """Phones and emails, of the organisation itself and of its contactPoint entries."""
+    for holder, what in ((node, kind), *((d, f"{kind}.contactPoint") for d in _dicts(node.get("contactPoint")))):
+        for raw in _strings(holder.get("email")):
+            yield from emails(raw.removeprefix("mailto:"), "structured", f"{what}.email", ctx)
+        for raw in _strings(holder.get("telephone")):
+            yield clue("company_phone", phone_e164(raw, ctx.region), "structured", f"{what}.telephone", ctx)
+
+
+def organization_facts(node: dict[str, object], kind: str, ctx: Context) -> Iterator[Clue | None]:
     """Every company fact one Organization node states; `kind` names the syntax for the evidence."""
     simple = (
-        ("name", "company_name", 90),
-        ("legalName", "company_name", 85),
-        ("description", "company_description", 90),
-        ("foundingDate", "company_founded_year", 90),
-        ("url", "company_website", 85),
+        ("name", "company_name"),
+        ("legalName", "company_name"),
+        ("description", "company_description"),
+        ("foundingDate", "company_founded_year"),
     )
-    for key, field, confidence in simple:
+    for key, field in simple:
         for raw in _strings(node.get(key)):
-            yield found(field, raw, confidence, f"{kind}.{key}", ctx)
-    for raw in _strings(node.get("email")):
-        yield email(raw.removeprefix("mailto:"), 90, f"{kind}.email", ctx)
-    for raw in _strings(node.get("telephone")):
-        yield found("company_phone", phone_e164(raw, ctx.region), 85, f"{kind}.telephone", ctx)
+            yield clue(field, raw, "structured", f"{kind}.{key}", ctx, {"home"} if ctx.is_home else ())
+    for raw in _strings(node.get("url")):
+        yield clue("company_website", site_root(raw), "structured", f"{kind}.url", ctx)
+    yield from _contact_facts(node, kind, ctx)
     for key in ("sameAs", "url"):
         for raw in _strings(node.get(key)):
-            yield from socials(raw, 90, f"{kind}.{key}", ctx)
+            yield from socials(raw, "structured", f"{kind}.{key}", ctx)
     logo = node.get("logo")
     for raw in (*_strings(logo), *(s for d in _dicts(logo) for s in _strings(d.get("url") or d.get("contentUrl")))):
-        yield found("company_logo_url", urljoin(ctx.base_url, raw), 90, f"{kind}.logo", ctx)
+        yield clue("company_logo_url", urljoin(ctx.base_url, raw), "structured", f"{kind}.logo", ctx)
     employees = node.get("numberOfEmployees")
     for value in (employees, *(d.get("value") for d in _dicts(employees))):
         for raw in _strings(value):
-            yield found("company_employee_count", raw, 85, f"{kind}.numberOfEmployees", ctx)
-    for address in _dicts(node.get("address")):
-        for raw in _strings(address.get("addressLocality")):
-            yield found("company_city", raw, 85, f"{kind}.address.addressLocality", ctx)
-        country = address.get("addressCountry")
-        for value in (country, *(d.get("name") for d in _dicts(country))):
-            for raw in _strings(value):
-                yield found("company_country", raw, 85, f"{kind}.address.addressCountry", ctx)
+            yield clue("company_employee_count", raw, "structured", f"{kind}.numberOfEmployees", ctx)
+    yield from _address_facts(node, kind, ctx)
 
 
-def from_json_ld(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None]:
+def _website_facts(node: dict[str, object], ctx: Context) -> Iterator[Clue | None]:
+    """A WebSite node names the site (the brand) and often gives its tagline as the description."""
+    for raw in _strings(node.get("name")):  # the site's name, as og:site_name gives it: a meta statement
+        yield clue("company_name", raw, "meta", "json-ld WebSite.name", ctx)
+    for raw in _strings(node.get("description")):
+        yield clue("company_description", raw, "structured", "json-ld WebSite.description", ctx)
+
+
+def from_json_ld(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
     for block in _json_ld_blocks(doc):
         for node in _nodes(block):
             if _is_organization(node):
                 yield from organization_facts(node, "json-ld Organization", ctx)
+            elif node.get("@type") == "WebSite":
+                yield from _website_facts(node, ctx)
             # A WebSite/WebPage often names its publisher or owner as a nested Organization.
             for key in ("publisher", "provider", "author", "parentOrganization"):
                 for nested in _dicts(node.get(key)):
@@ -152,7 +188,7 @@ def _uniform_nodes(data: object) -> Iterator[dict[str, object]]:
                 yield from _uniform_nodes(value)
 
 
-def from_microdata_and_rdfa(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Found | None]:
+def from_microdata_and_rdfa(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
     """Organization items in microdata or RDFa, read by extruct; pages without either are skipped cheaply."""
     microdata, rdfa = _has_markup(doc)
     syntaxes = [name for name, present in (("microdata", microdata), ("rdfa", rdfa)) if present]

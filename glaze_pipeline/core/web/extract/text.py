@@ -1,22 +1,23 @@
-"""What a page says in its visible text: emails (obfuscated ones too), phones, addresses, founding and size.
+"""What a page says in its visible text: emails (obfuscated ones too), phones, founding, size and names.
 
-Text heuristics score below structured data and meta tags: a sentence can mention a partner's
-phone or "2000 people trained". Each pattern is narrow on purpose; what it misses, a later
-provider can still fill.
+Each pattern is narrow on purpose, and reports what surrounds a value (a "Fax" label, a
+"Headquarters" heading, another organisation's address nearby) as traits: the choice step
+weighs them, and what a pattern misses, a later provider can still fill. Postal addresses
+live in `addresses`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import lxml.etree
 import lxml.html
 import phonenumbers
 
-from glaze_pipeline.core.model.candidates import Found
-from glaze_pipeline.core.model.fields import COUNTRY_NAMES
-from glaze_pipeline.core.web.extract.base import Context, compact, email, found
+from glaze_pipeline.core.web.extract.addresses import from_addresses, setting
+from glaze_pipeline.core.web.extract.base import Clue, Context, brand_of, clue, compact, emails
 
 # Not "head": libxml2 leaves HTML5 elements it does not know (<footer>) there when no <body> came first.
 _SKIPPED = {"script", "style", "template", "noscript", "title", "select", "option"}
@@ -64,180 +65,126 @@ _SPELLED_EMAIL = re.compile(
     re.IGNORECASE,
 )
 _DOT = re.compile(rf"{_OPEN}(?:dot|\.){_CLOSE}|\s+dot\s+", re.IGNORECASE)
+# "woodsins@woodsins.comThis email address is being protected": a glued word is not part of the domain.
+_GLUED_WORD = re.compile(r"(\.[a-z]{2,24}?)(?:This|Please|Email|Phone|Tel|Fax|Call|Or)[A-Za-z]*$")
 
 
-def from_text_emails(lines: list[str], ctx: Context) -> Iterator[Found | None]:
-    for line in lines:
+def _their_website_nearby(lines: list[str], index: int, address: str, ctx: Context) -> bool:
+    """An address on another domain whose website the same block gives: that organisation's contact block."""
+    domain = address.rsplit("@", 1)[-1].lower()
+    if domain == ctx.site_host or domain.endswith("." + ctx.site_host) or brand_of("http://" + domain) == ctx.brand:
+        return False
+    website = re.compile(rf"(?:www\.|https?://|website:?\s*){re.escape(domain)}", re.IGNORECASE)
+    return any(website.search(line) for line in lines[max(0, index - 3) : index + 4])
+
+
+def from_text_emails(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
+    for index, line in enumerate(lines):
         for match in _TEXT_EMAIL.finditer(line):
-            yield email(match.group(0), 80, "visible text", ctx)
+            address = _GLUED_WORD.sub(r"\1", match.group(0))
+            for found in emails(address, "text", "visible text", ctx):
+                if found is not None and _their_website_nearby(lines, index, found.value, ctx):
+                    found = replace(found, traits=found.traits | {"foreign"})
+                yield found
         for pattern in (_BRACKETED_EMAIL, _SPELLED_EMAIL):
             for match in pattern.finditer(line):
                 domain = _DOT.sub(".", match.group(2))
-                yield email(f"{match.group(1)}@{domain}", 80, "obfuscated email in text", ctx)
+                yield from emails(f"{match.group(1)}@{domain}", "text", "obfuscated email in text", ctx)
 
 
 # --- phones ---------------------------------------------------------------------------------------------
 
-_PHONE_LABEL = re.compile(
-    r"\b(?:tel|tél|telephone|téléphone|telefon|telefono|teléfono|phone|ph|call|office|main|toll[- ]free|t|p)\b"
-    r"\.?\s*:?\s*$",
-    re.IGNORECASE,
+_PHONE_WORDS = (
+    r"tel|tél|telephone|téléphone|telefon|telefono|teléfono|phone|ph|call|office|main|general|voice|"
+    r"toll[- ]free|enquiries|t|p"
 )
-_FAX = re.compile(r"\b(?:fax|telefax|f)\b\.?\s*:?\s*$", re.IGNORECASE)
+_PHONE_LABEL = re.compile(rf"\b(?:{_PHONE_WORDS})\b\.?\s*(?:number|no\.?)?\s*[:\-]?\s*(?:\(?\w+\)?\s*)?$", re.I)
+_FAX_BEFORE = re.compile(r"\b(?:fax|telefax|facsimile|f)\b\.?\s*(?:number|no\.?)?\s*[:\-]?\s*$", re.IGNORECASE)
+_FAX_AFTER = re.compile(r"^\s*[\(\[]?\s*(?:fax|telefax|facsimile)\b", re.IGNORECASE)
+_BARE_LABEL = re.compile(rf"^(?:(?P<fax>fax|telefax)|{_PHONE_WORDS})\.?\s*(?:number|no\.?)?\s*:?$", re.IGNORECASE)
+_NEARBY_ADDRESS = re.compile(r"[\w.+\-]+@([\w\-]+(?:\.[\w\-]+)+)|\bwww\.([\w\-]+(?:\.[\w\-]+)+)", re.IGNORECASE)
 
 
-def from_text_phones(lines: list[str], ctx: Context) -> Iterator[Found | None]:
-    """Numbers phonenumbers finds valid for the site's region (international ones anywhere); never fax lines."""
+def _foreign_nearby(lines: list[str], index: int, ctx: Context) -> bool:
+    """Whether another organisation's email or website sits within two lines: its block, so its number."""
+    for line in lines[max(0, index - 2) : index + 3]:
+        for match in _NEARBY_ADDRESS.finditer(line):
+            domain = (match.group(1) or match.group(2)).lower().rstrip(".")
+            own = domain == ctx.site_host or domain.endswith("." + ctx.site_host)
+            if not own and brand_of("http://" + domain) != ctx.brand:
+                return True
+    return False
+
+
+def _phone_traits(lines: list[str], index: int, before: str, after: str, ctx: Context, number: str) -> set[str]:
+    """What labels the number: a fax label before or after it, a phone label, a headquarters heading above."""
+    traits = set()
+    previous = _BARE_LABEL.match(lines[index - 1]) if index and not before.strip() else None
+    if _FAX_BEFORE.search(before) or _FAX_AFTER.search(after) or (previous and previous.group("fax")):
+        traits.add("fax")
+    elif _PHONE_LABEL.search(before) or previous:
+        traits.add("labelled")
+    traits |= setting(lines, index, above=8)
+    if _foreign_nearby(lines, index, ctx):
+        traits.add("foreign")
+    if ctx.region_guessed and not number.lstrip().startswith(("+", "00")):
+        traits.add("guessed-region")
+    return traits
+
+
+def from_text_phones(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
+    """Numbers phonenumbers finds valid for the site's region (international ones anywhere), with their labels."""
     region = ctx.region or "ZZ"  # ZZ: unknown region, so only +country-code numbers match
-    for line in lines:
+    for index, line in enumerate(lines):
         if not any(ch.isdigit() for ch in line):
             continue
         for match in phonenumbers.PhoneNumberMatcher(line, region, leniency=phonenumbers.Leniency.VALID):
-            before = line[max(0, match.start - 25) : match.start]
-            if _FAX.search(before):
-                continue
+            before, after = line[max(0, match.start - 30) : match.start], line[match.end : match.end + 15]
+            if re.search(r"\b(?:since|seit|depuis|founded|©)\s*$|\d[./]$", before, re.IGNORECASE):
+                continue  # a year or a date read as a number
+            traits = _phone_traits(lines, index, before, after, ctx, match.raw_string)
             number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-            confidence = 75 if _PHONE_LABEL.search(before) else 65
-            yield found("company_phone", number, confidence, "phone in text", ctx)
-
-
-# --- addresses: city and country ------------------------------------------------------------------------
-
-_US_STATES = [
-    "AL",
-    "AK",
-    "AZ",
-    "AR",
-    "CA",
-    "CO",
-    "CT",
-    "DE",
-    "DC",
-    "FL",
-    "GA",
-    "HI",
-    "ID",
-    "IL",
-    "IN",
-    "IA",
-    "KS",
-    "KY",
-    "LA",
-    "ME",
-    "MD",
-    "MA",
-    "MI",
-    "MN",
-    "MS",
-    "MO",
-    "MT",
-    "NE",
-    "NV",
-    "NH",
-    "NJ",
-    "NM",
-    "NY",
-    "NC",
-    "ND",
-    "OH",
-    "OK",
-    "OR",
-    "PA",
-    "RI",
-    "SC",
-    "SD",
-    "TN",
-    "TX",
-    "UT",
-    "VT",
-    "VA",
-    "WA",
-    "WV",
-    "WI",
-    "WY",
-]
-_CA_PROVINCES = ["AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT"]
-_AU_STATES = ["NSW", "VIC", "QLD", "WA", "SA", "TAS", "ACT", "NT"]
-_STREET_WORDS = {
-    "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "drive", "dr", "suite", "ste", "floor",
-    "way", "lane", "ln", "parkway", "pkwy", "highway", "hwy", "court", "ct", "place", "pl", "box", "unit", "center",
-    "centre", "building", "plaza", "square", "sq", "circle", "terrace", "crescent", "close", "nw", "ne", "sw", "se",
-}  # fmt: skip
-_PLACE = r"[A-Z][A-Za-z.'\-]+(?:\s+[A-Z][A-Za-z.'\-]+){0,3}"
-_US_ADDRESS = re.compile(rf"({_PLACE}),?\s+({'|'.join(_US_STATES)})\.?,?\s+\d{{5}}(?:-\d{{4}})?\b")
-_CA_ADDRESS = re.compile(rf"({_PLACE}),?\s+({'|'.join(_CA_PROVINCES)})\.?,?\s+[A-Z]\d[A-Z]\s?\d[A-Z]\d\b")
-_AU_ADDRESS = re.compile(rf"({_PLACE}),?\s+({'|'.join(_AU_STATES)})\s+\d{{4}}\b")
-_UK_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b")
-_DE_ADDRESS = re.compile(r"\b(?:D-)?\d{5}\s+([A-ZÄÖÜ][a-zäöüß]+(?:[\s\-][A-ZÄÖÜ][a-zäöüß]+)?)\b")
-_UK_COUNTIES = {
-    "west midlands", "greater london", "surrey", "kent", "essex", "middlesex", "berkshire", "hertfordshire",
-    "lancashire", "yorkshire", "west yorkshire", "south yorkshire", "greater manchester", "warwickshire", "uk",
-    "england", "scotland", "wales", "united kingdom",
-}  # fmt: skip
-_COUNTRY_AFTER_PLACE = re.compile(
-    rf"({_PLACE}),\s*("
-    + "|".join(re.escape(n.title()) for n in sorted(COUNTRY_NAMES, key=len, reverse=True) if len(n) > 3)
-    + r")\b"
-)
-
-
-def _city(raw: str) -> str | None:
-    """The place name at the end of an address fragment: street words and numbers before it dropped."""
-    words = raw.split()
-    while words and (words[0].lower().strip(".,") in _STREET_WORDS or not words[0][0].isupper()):
-        words = words[1:]
-    for i in range(len(words) - 1, -1, -1):  # only the words after the last street word
-        if words[i].lower().strip(".,") in _STREET_WORDS:
-            words = words[i + 1 :]
-            break
-    city = " ".join(words).strip(" ,.")
-    return city if city and len(city) <= 40 else None
-
-
-def from_addresses(lines: list[str], ctx: Context) -> Iterator[Found | None]:
-    for line in lines:
-        for pattern, country in ((_US_ADDRESS, "US"), (_CA_ADDRESS, "CA"), (_AU_ADDRESS, "AU")):
-            for match in pattern.finditer(line):
-                yield found("company_city", _city(match.group(1)), 70, f"{country} postal address", ctx)
-                yield found("company_country", country, 75, f"{country} postal address", ctx)
-        for match in _UK_POSTCODE.finditer(line):
-            before = [p.strip() for p in re.split(r"[,\n]", line[: match.start()]) if p.strip()]
-            while before and before[-1].lower() in _UK_COUNTIES:
-                before.pop()
-            if before and re.fullmatch(_PLACE, before[-1].split(" ", 1)[-1] if before[-1][0].isdigit() else before[-1]):
-                yield found("company_city", _city(before[-1]), 65, "UK postcode address", ctx)
-            yield found("company_country", "GB", 70, "UK postcode address", ctx)
-        if ctx.region in ("DE", "AT", "CH"):
-            for match in _DE_ADDRESS.finditer(line):
-                yield found("company_city", match.group(1), 65, "postcode and town", ctx)
-        for match in _COUNTRY_AFTER_PLACE.finditer(line):
-            yield found("company_city", _city(match.group(1)), 60, "place, country", ctx)
-            yield found("company_country", match.group(2), 65, "place, country", ctx)
+            yield clue("company_phone", number, "text", "phone in text", ctx, traits)
 
 
 # --- founding year, size --------------------------------------------------------------------------------
 
 _FOUNDED_STRONG = (
-    r"founded|established|incorporated|gegründet|gegruendet|fondée|fondé|fundada|fundado|fondata|fondato|"
-    r"opgericht|grundat|grundad|założona|założony"
+    r"founded|co-founded|established|incorporated|formed|gegründet|gegruendet|fondée|fondé|fundada|fundado|"
+    r"fondata|fondato|opgericht|grundat|grundad|założona|założony"
 )
 _FOUNDED_WEAK = r"since|est\.|est|seit|depuis|desde|dal|sinds|sedan|od"
+_YEAR = r"(1[6-9]\d\d|20\d\d)"
 _FOUNDED = re.compile(
-    rf"\b({_FOUNDED_STRONG}|{_FOUNDED_WEAK})\s+(?:in\s+|en\s+|im\s+(?:jahre?\s+)?|em\s+|nel\s+|the\s+year\s+|w\s+roku\s+)?(1[6-9]\d\d|20\d\d)\b",
+    rf"\b({_FOUNDED_STRONG}|{_FOUNDED_WEAK})\s+(?:in\s+|en\s+|im\s+(?:jahre?\s+)?|em\s+|nel\s+|the\s+year\s+|w\s+roku\s+)?{_YEAR}\b",
     re.IGNORECASE,
 )
+# "co-founded Acme in 2000", "Founded by Stanford alumni in 2000": a few words between the verb and the year.
+_FOUNDED_LATER = re.compile(rf"\b({_FOUNDED_STRONG})\s+(?:[\w&'’.\-]+\s+){{1,4}}in\s+{_YEAR}\b", re.IGNORECASE)
+_FOUNDED_HEADING = re.compile(
+    rf"^(?:year\s+)?(?:{_FOUNDED_STRONG}|{_FOUNDED_WEAK})(?:\s+in)?\s*:?$|^gründungsjahr:?$", re.IGNORECASE
+)
 _NOT_FOUNDING = re.compile(
-    r"\b(?:member|customer|client|partner|user|updated|published|copyright|online|open)\s*$", re.IGNORECASE
+    r"\b(?:member|customer|client|partner|user|updated|published|copyright|online|open|verified|listed|"
+    r"trading|operating|working|serving|selling)\s*$",
+    re.IGNORECASE,
 )
 
 
-def from_founding(lines: list[str], ctx: Context) -> Iterator[Found | None]:
-    for line in lines:
-        for match in _FOUNDED.finditer(line):
-            if _NOT_FOUNDING.search(line[max(0, match.start() - 15) : match.start()]):
-                continue
-            strong = re.fullmatch(_FOUNDED_STRONG, match.group(1), re.IGNORECASE) is not None
-            yield found("company_founded_year", match.group(2), 75 if strong else 65, f'"{match.group(1)} <year>"', ctx)
+def from_founding(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
+    about = {"about"} if ctx.is_about else set()
+    for index, line in enumerate(lines):
+        for pattern in (_FOUNDED, _FOUNDED_LATER):
+            for match in pattern.finditer(line):
+                if _NOT_FOUNDING.search(line[max(0, match.start() - 15) : match.start()]):
+                    continue
+                strong = re.fullmatch(_FOUNDED_STRONG, match.group(1), re.IGNORECASE) is not None
+                traits = about | {"strong" if strong else "weak"}
+                yield clue("company_founded_year", match.group(2), "text", f'"{match.group(1)} <year>"', ctx, traits)
+        # A facts table: "Founded" on one line, "1949" on the next.
+        year = re.match(rf"^{_YEAR}\b", lines[index + 1]) if index + 1 < len(lines) else None
+        if year and _FOUNDED_HEADING.match(line):
+            yield clue("company_founded_year", year.group(1), "text", f'"{line}" heading', ctx, about | {"kv"})
 
 
 _STAFF_NOUNS = (
@@ -249,46 +196,58 @@ _VAGUE_NOUNS = r"people|professionals|associates|experts|specialists|colleagues|
 _HEADCOUNT = re.compile(
     rf"\b(\d{{1,3}}(?:[,.'\s]\d{{3}})+|\d{{1,6}})\s*\+?\s*({_STAFF_NOUNS}|{_VAGUE_NOUNS})\b", re.IGNORECASE
 )
+_HEADCOUNT_HEADING = re.compile(rf"^(?:number of\s+)?(?:{_STAFF_NOUNS})\s*:?$", re.IGNORECASE)
 _EMPLOYS = re.compile(
     r"\b(?:employ\w*|team of|staff of|workforce of|workforce|headcount|beschäftigt|emploie)\b", re.IGNORECASE
 )
 _NOT_STAFF = re.compile(
     r"\b(?:trained|served|helped|reached|certified|attended|visited|use|using|rely|trust|customers?|clients?|"
-    r"users?|students?|patients?|visitors?|members?|subscribers?|downloads?|countries|years?)\b",
+    r"users?|students?|patients?|visitors?|members?|subscribers?|downloads?|countries|years?|follower\w*)\b",
     re.IGNORECASE,
 )
 
 
-def from_headcount(lines: list[str], ctx: Context) -> Iterator[Found | None]:
+def from_headcount(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
     """Employee counts only where the page states one ("120 employees", "a team of 40 people").
 
-    Never "2000 people trained": counts of customers, users or trainees are not staff.
+    Never "2000 people trained" nor a directory's "> 10.000 employees" band about other companies.
     """
-    for line in lines:
+    for index, line in enumerate(lines):
         for match in _HEADCOUNT.finditer(line):
             before, after = line[max(0, match.start() - 40) : match.start()], line[match.end() : match.end() + 25]
             if _NOT_STAFF.search(after.split(".")[0]) or re.search(r"\b(?:trained|served|helped)\b", before, re.I):
                 continue
+            if re.search(r"[<>≥≤–-]\s*$", before):
+                continue  # a size band ("> 10.000", "51-200"), not a count
             vague = re.fullmatch(_VAGUE_NOUNS, match.group(2), re.IGNORECASE) is not None
             if vague and not _EMPLOYS.search(before):
                 continue
-            yield found("company_employee_count", match.group(1), 65 if vague else 75, f'"<n> {match.group(2)}"', ctx)
+            traits = {"vague"} if vague else set()
+            yield clue("company_employee_count", match.group(1), "text", f'"<n> {match.group(2)}"', ctx, traits)
+        count = (
+            re.match(r"^(\d{1,3}(?:[,.'\s]\d{3})+|\d{1,6})\+?$", lines[index + 1]) if index + 1 < len(lines) else None
+        )
+        if count and _HEADCOUNT_HEADING.match(line):
+            yield clue("company_employee_count", count.group(1), "text", f'"{line}" heading', ctx, {"kv"})
 
 
 # --- names ----------------------------------------------------------------------------------------------
 
 LEGAL_FORM = (
     r"GmbH(?:\s*&\s*Co\.?\s*KG)?|AG|KG|e\.K\.|Ltd\.?|Limited|LLC|L\.L\.C\.|Inc\.?|Incorporated|Corp\.?|Corporation|"
-    r"S\.A\.?|SARL|SAS|S\.L\.|B\.V\.|N\.V\.|Sp\.\s?z\s?o\.o\.|AB|A/S|ApS|Oy|plc|PLC|LLP|Pty\.?\s?Ltd\.?|S\.r\.l\.|S\.p\.A\."
+    r"S\.A\.?|SARL|SAS|S\.L\.|B\.V\.|N\.V\.|Sp\.\s?z\s?o\.o\.|AB|A/S|ApS|Oy|plc|PLC|LLP|Pty\.?\s?Ltd\.?|S\.r\.l\.|S\.p\.A\.|"
+    r"SE|Lda\.?|S\.à\.?r\.?l\.?"
 )
 _COPYRIGHT = re.compile(
-    r"(?:©|\(c\)|copyright)\s*(?:©\s*)?(?:\d{4}(?:\s*[-–]\s*(?:\d{4}|present))?\s*,?\s*)?(?:by\s+)?"
+    r"(?:©|\(c\)|copyright(?=\s*(?:©|\(c\)|\d{4}|by\b)))\s*(?:©\s*)?(?:\d{4}(?:\s*[-–]\s*(?:\d{4}|present))?\s*,?\s*)?(?:by\s+)?"
     r"([A-Z][\w&.,'’\- ]{1,70}?)\s*(?:\.\s*)?"
-    r"(?=all rights|alle rechte|tous droits|todos los derechos|\||$|\s-\s|\d{4})",
+    r"(?=all rights|alle rechte|tous droits|todos los derechos|\||$|\s-\s|\d{4}|\.\s+[A-Z0-9])",
     re.IGNORECASE,
 )
 _LEGAL_NAME = re.compile(rf"\b((?:[A-ZÄÖÜ][\w&'’.\-]*\s+){{0,4}}[A-ZÄÖÜ][\w&'’.\-]*,?\s+(?:{LEGAL_FORM}))(?![\w])")
-_CREDIT = re.compile(r"\b(?:design|designed|website|site|powered|developed|hosted|built)\s+by\b", re.IGNORECASE)
+_CREDIT = re.compile(r"\b(?:design|designed|website|site|powered|developed|hosted|built|seo)\s+by\b", re.IGNORECASE)
+# Maps embedded on contact pages carry their own copyright ("Map data ©2014 Google").
+_MAP_CREDIT = re.compile(r"map\s*data|kartendaten|картографические|imagery|données cartographiques", re.IGNORECASE)
 
 
 def _clean_name(raw: str) -> str:
@@ -296,20 +255,20 @@ def _clean_name(raw: str) -> str:
     return re.sub(r"^(?:copyright|©)\s*", "", name, flags=re.IGNORECASE)
 
 
-def from_names_in_text(lines: list[str], ctx: Context) -> Iterator[Found | None]:
-    """The copyright holder and legal-form names ("Acme Widgets Ltd"); those matching the domain rank higher."""
+def from_names_in_text(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
+    """The copyright holder and legal-form names ("Acme Widgets Ltd"); whether the domain confirms them."""
     for line in lines:
-        if _CREDIT.search(line):
+        if _CREDIT.search(line) or _MAP_CREDIT.search(line):
             continue
         for match in _COPYRIGHT.finditer(line):
             name = _clean_name(match.group(1))
             if 2 <= len(name) <= 70 and not name.lower().startswith(("all rights", "the ")):
-                ours = bool(ctx.brand) and ctx.brand in compact(name)
-                yield found("company_name", name, 65 if ours else 50, "copyright line", ctx)
+                ours = bool(ctx.brand) and ctx.brand[:4] in compact(name)
+                yield clue("company_name", name, "text", "copyright line", ctx, {"brand"} if ours else ())
         for match in _LEGAL_NAME.finditer(line):
             name = _clean_name(match.group(1))
             if ctx.brand and ctx.brand[:4] in compact(name):
-                yield found("company_name", name, 60, "legal-form name in text", ctx)
+                yield clue("company_name", name, "text", "legal-form name in text", ctx, {"brand", "legal"})
 
 
 TEXT_METHODS = (from_text_emails, from_text_phones, from_addresses, from_founding, from_headcount, from_names_in_text)
