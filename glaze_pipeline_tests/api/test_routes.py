@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import select
@@ -307,11 +309,11 @@ def test_upload_runs_like_a_dropped_file_and_the_export_escapes_formulas(api, co
     from glaze_pipeline.defs.resources import RuntimeResource
 
     urls = [host(), host()]
-    csv = f'website,note\n{urls[0]},=HYPERLINK("http://evil")\n{urls[1]},+1 555\n{urls[0]},dup\nnot a url,x\n'
+    upload = f'website,note\n{urls[0]},=HYPERLINK("http://evil")\n{urls[1]},+1 555\n{urls[0]},dup\nnot a url,x\n'
     with api.client(token) as client:
         created = client.post(
             "/v1/tables",
-            files={"file": ("Leads 2026.csv", csv.encode())},
+            files={"file": ("Leads 2026.csv", upload.encode())},
             data={"fields": "company_name,company_email"},
         )
         assert created.status_code == 201, created.text
@@ -336,10 +338,11 @@ def test_upload_runs_like_a_dropped_file_and_the_export_escapes_formulas(api, co
     assert summary["coverage"] == {"company_name": 1.0, "company_email": 1.0}
     assert summary["run_url"].endswith(f"/runs/{run.run_id}")
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
-    lines = exported.text.splitlines()
-    assert lines[0] == "website,note,company_name,company_email,glaze_status"
-    assert lines[1].startswith(f'{urls[0]},"\'=HYPERLINK(""http://evil"")",{title(urls[0])},')
-    assert ",'+1 555," in lines[2]
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert list(rows[0])[:2] == ["website", "note"] and list(rows[0])[-1] == "glaze_status"
+    assert [r["website"] for r in rows] == [urls[0], urls[1], urls[0], "not a url"]  # every input row, in order
+    assert rows[0]["note"] == '\'=HYPERLINK("http://evil")' and rows[1]["note"] == "'+1 555"
+    assert rows[0]["company_name"] == title(urls[0]) and rows[2]["company_name"] == title(urls[0])
 
 
 # --- health, metrics, docs ------------------------------------------------------------------------------
