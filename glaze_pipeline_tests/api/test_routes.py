@@ -393,3 +393,18 @@ def test_openapi_lists_the_field_catalog_and_an_example_per_endpoint(api):
             if ref:
                 name = ref.rsplit("/", 1)[-1]
                 assert spec["components"]["schemas"][name].get("examples"), (method, path, name)
+
+
+def test_console_refuses_forms_from_another_origin_and_sockets_without_a_key(api, token):
+    from websockets.exceptions import InvalidStatus
+
+    with httpx.Client(base_url=api.url) as client:
+        forged = client.post("/console/login", data={"api_key": token}, headers={"Origin": "https://evil.example"})
+        same = client.post("/console/login", data={"api_key": token}, headers={"Origin": api.url})
+    assert forged.status_code == 403 and "glaze_session" not in forged.headers.get("set-cookie", "")
+    assert same.status_code == 303 and "HttpOnly" in same.headers["set-cookie"]
+    assert "SameSite=strict" in same.headers["set-cookie"]
+    url = api.url.replace("http://", "ws://") + f"/v1/enrich/{uuid.uuid4()}/events"
+    with pytest.raises(InvalidStatus):  # refused at the handshake: no socket without a key
+        with ws_connect(url, additional_headers={"X-API-Key": "wrong"}, open_timeout=10):
+            pass
