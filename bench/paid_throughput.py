@@ -52,6 +52,15 @@ def main() -> None:
     os.environ["GLAZE_HOME"] = str(home)
     # Limiter keys of its own: a bench must not share (or drain) a deployment's provider limits.
     os.environ["GLAZE_REDIS_PREFIX"] = f"glaze_bench_{uuid.uuid4().hex[:8]}:"
+    from glaze_pipeline.config import settings
+    from glaze_pipeline.core import aio
+    from glaze_pipeline.core.model.fields import EntityType
+    from glaze_pipeline.core.model.provider import Target
+    from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database, open_runtime
+    from glaze_pipeline.core.pipeline.stage import run_stage
+    from glaze_pipeline.core.storage import db
+
+    url = open_database(settings())  # before the simulator starts: a database error leaves nothing behind
     sim = subprocess.Popen(
         [sys.executable, "-m", "glaze_pipeline.sandbox.apis", "linkedin", "--latency", str(args.latency)],
         stdout=subprocess.PIPE,
@@ -68,15 +77,6 @@ def main() -> None:
         "GLAZE_LINKEDIN_PRICE_USD": "0.0001",
     }
 
-    from glaze_pipeline.config import settings
-    from glaze_pipeline.core import aio
-    from glaze_pipeline.core.model.fields import EntityType
-    from glaze_pipeline.core.model.provider import Target
-    from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database, open_runtime
-    from glaze_pipeline.core.pipeline.stage import run_stage
-    from glaze_pipeline.core.storage import db
-
-    url = open_database(settings())
     fields = ("company_name", "company_industry", "company_employee_range")
     unlimited = BudgetLimits(1e9, 1e9)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from aiohttp import web
+
+from glaze_pipeline.sandbox.loopback import HIT, LoopbackServer
 from glaze_pipeline.sandbox.sites import demo_hosts
 
 
@@ -28,7 +31,7 @@ def demo_urls() -> list[str]:
     return [f"https://{h}" for h in demo_hosts()]
 
 
-Reply = tuple[int, dict[str, str], bytes]
+Reply = tuple[int, dict[str, str], bytes | Iterable[bytes]]  # status, headers, body (an iterable is streamed)
 Route = Callable[[int], Reply]  # (how many times this host+path was asked before) -> reply
 
 
@@ -40,81 +43,49 @@ def html(body: str, head: str = "") -> Reply:
     )
 
 
-@dataclass
-class Hit:
-    host: str
-    path: str
-    at: float  # the server's own clock when the request arrived
-    user_agent: str = ""
-    cookie: str | None = None
+class RoutedSite(LoopbackServer):
+    """A loopback site routed by host name and path ("*" = any host), for tests.
 
+    Routes run in threads, so one may block: `release` lets blocked routes go (it is set at stop).
+    A body given as an iterable of chunks is streamed with no Content-Length.
+    """
 
-@dataclass
-class RoutedSite:
-    """Loopback HTTP server routed by Host and path; records every request with its arrival time."""
+    def __init__(self, ip: str = "127.0.0.1") -> None:
+        super().__init__(ip)
+        self.routes: dict[tuple[str, str], Route] = {}
+        self.release = threading.Event()
+        self._workers = ThreadPoolExecutor(32, thread_name_prefix="routed-site")
 
-    ip: str
-    routes: dict[tuple[str, str], Route] = field(default_factory=dict)
-    hits: list[Hit] = field(default_factory=list)
-    connections: int = 0
-    release: threading.Event = field(default_factory=threading.Event)
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("*", "/{path:.*}", self._route)
 
-    def __post_init__(self) -> None:
-        lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                host = (self.headers.get("Host") or "").split(":")[0]
-                path = self.path.split("?")[0]
-                with lock:
-                    seen = sum(1 for h in server.hits if (h.host, h.path) == (host, path))
-                    server.hits.append(
-                        Hit(
-                            host, path, time.monotonic(), self.headers.get("User-Agent", ""), self.headers.get("Cookie")
-                        )
-                    )
-                route = server.routes.get((host, path)) or server.routes.get(("*", path))
-                code, headers, body = route(seen) if route else (404, {}, b"not here")
-                self.send_response(code)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def verify_request(self, request: object, client_address: object) -> bool:
-                with lock:
-                    server.connections += 1
-                return True
-
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass  # clients hang up on purpose (caps, timeouts)
-
-        self._httpd = Server((self.ip, 0), Handler)
-        self.port = int(self._httpd.server_address[1])
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        site, path = request[HIT].site, request.path
+        seen = sum(1 for h in list(self.log) if (h.site, h.path) == (site, path)) - 1  # this one is logged already
+        route = self.routes.get((site, path)) or self.routes.get(("*", path))
+        if route is None:
+            return web.Response(status=404, body=b"not here")
+        status, headers, body = await asyncio.get_running_loop().run_in_executor(self._workers, route, seen)
+        if isinstance(body, bytes):
+            return web.Response(status=status, headers=headers, body=body)
+        response = web.StreamResponse(status=status, headers=headers)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):  # the client stopped reading: a size cap doing its job
+            for chunk in body:
+                await response.write(chunk)
+        return response
 
     def stop(self) -> None:
         self.release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().stop()
+        self._workers.shutdown(wait=False)
 
     def reset(self) -> None:
+        super().reset()
         self.routes.clear()
-        self.hits.clear()
-        self.connections = 0
 
     def paths(self, host: str) -> list[str]:
-        return [h.path for h in self.hits if h.host == host]
+        return [h.path for h in list(self.log) if h.site == host]
 
 
 def closed_port() -> int:

@@ -10,17 +10,22 @@ row. It counts requests and tokens so tests and benchmarks can assert on them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-import threading
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from functools import partial
 from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from glaze_pipeline.sandbox.loopback import LoopbackServer
+
+Reply = tuple[int, dict[str, Any]]  # status, JSON body
 
 _EVIDENCE = re.compile(r'<evidence source="([^"]*)">\n(.*?)\n</evidence>', re.DOTALL)
 _SENTENCES = re.compile(r"[^.!?\n]+[.!?]?")
@@ -61,94 +66,54 @@ def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-class AnthropicSimulator:
-    """Threaded HTTP server on 127.0.0.1 speaking the Messages / Message Batches wire format."""
+class AnthropicSimulator(LoopbackServer):
+    """The Messages / Message Batches wire format on 127.0.0.1; `counters` add up requests and tokens.
+
+    Every handler runs on the server's one event loop, so the counters need no lock.
+    """
 
     def __init__(self) -> None:
+        super().__init__()
         self.knobs = SimKnobs()
         self.counters = SimCounters()
-        self._lock = threading.Lock()
         self._cached_prefixes: set[str] = set()
         self._batches: dict[str, dict[str, Any]] = {}
-        sim = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        for method, path, handler in (
+            ("POST", "/v1/messages", self._post_message),
+            ("POST", "/v1/messages/batches", self._post_batch),
+            ("GET", "/v1/messages/batches/{batch_id}", self._get_batch),
+            ("GET", "/v1/messages/batches/{batch_id}/results", self._get_results),
+        ):
+            router.add_route(method, path, partial(_with_key, handler))
+        router.add_route("*", "/{path:.*}", _not_found)  # the API's error shape, not aiohttp's text page
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                # The API takes `x-api-key`; current SDKs send the key as a bearer token.
-                if not (self.headers.get("x-api-key") or self.headers.get("Authorization", "").startswith("Bearer ")):
-                    return self._send(401, _error("authentication_error", "missing API key"))
-                if self.path.rstrip("/") == "/v1/messages":
-                    status, payload = sim._messages(body)
-                elif self.path.rstrip("/") == "/v1/messages/batches":
-                    status, payload = sim._create_batch(body, self._base())
-                else:
-                    status, payload = 404, _error("not_found_error", self.path)
-                self._send(status, payload)
+    async def _post_message(self, request: web.Request) -> web.Response:
+        return _json(*await self._messages(await request.json()))
 
-            def do_GET(self) -> None:
-                match = re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", self.path.split("?")[0])
-                if not match:
-                    return self._send(404, _error("not_found_error", self.path))
-                if match.group(2):
-                    return self._send_jsonl(sim._batch_results(match.group(1)))
-                status, payload = sim._retrieve_batch(match.group(1), self._base())
-                self._send(status, payload)
+    async def _post_batch(self, request: web.Request) -> web.Response:
+        return _json(*self._create_batch(await request.json(), _base(request)))
 
-            def _base(self) -> str:
-                return f"http://{self.headers.get('Host')}"
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        return _json(*self._retrieve_batch(request.match_info["batch_id"], _base(request)))
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("request-id", f"req_{uuid.uuid4().hex[:12]}")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _send_jsonl(self, lines: list[dict[str, Any]] | None) -> None:
-                if lines is None:
-                    return self._send(404, _error("not_found_error", "no such batch or not ended"))
-                data = "".join(json.dumps(line) + "\n" for line in lines).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/binary")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="anthropic-sim", daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> AnthropicSimulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    async def _get_results(self, request: web.Request) -> web.Response:
+        lines = self._batch_results(request.match_info["batch_id"])
+        if lines is None:
+            return _json(404, _error("not_found_error", "no such batch or not ended"))
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        return web.Response(body=data, content_type="application/binary")
 
     # --- Messages -------------------------------------------------------------------------------
 
-    def _messages(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self._lock:
-            self.counters.requests["messages"] += 1
-            if self.knobs.overload_next > 0:
-                self.knobs.overload_next -= 1
-                return 529, _error("overloaded_error", "Overloaded")
+    async def _messages(self, body: dict[str, Any]) -> Reply:
+        self.counters.requests["messages"] += 1
+        if self.knobs.overload_next > 0:
+            self.knobs.overload_next -= 1
+            return 529, _error("overloaded_error", "Overloaded")
         if self.knobs.latency_s:
-            time.sleep(self.knobs.latency_s)  # simulated model latency, not test synchronisation
+            await asyncio.sleep(self.knobs.latency_s)  # simulated model latency, not test synchronisation
         return 200, self.answer(body)
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -158,8 +123,7 @@ class AnthropicSimulator:
         tools = body.get("tools") or []
         schema = tools[0]["input_schema"] if tools else {"properties": {}}
         usage = self._usage(body, user)
-        with self._lock:
-            self.counters.rows_seen.append(",".join(src for src, _ in evidence))
+        self.counters.rows_seen.append(",".join(src for src, _ in evidence))
         message: dict[str, Any] = {
             "id": f"msg_{uuid.uuid4().hex[:20]}",
             "type": "message",
@@ -182,8 +146,7 @@ class AnthropicSimulator:
         if "SIM:MAX_TOKENS" in user:
             return message | {"content": [block | {"input": {}}], "stop_reason": "max_tokens"}
         output_tokens = _tokens(json.dumps(tool_input))
-        with self._lock:
-            self.counters.output_tokens += output_tokens
+        self.counters.output_tokens += output_tokens
         message["usage"] = usage | {"output_tokens": output_tokens}
         return message | {"content": [block], "stop_reason": "tool_use"}
 
@@ -220,24 +183,23 @@ class AnthropicSimulator:
         prefix = json.dumps(body.get("tools")) + system_text
         cacheable = not isinstance(system, str) and any(b.get("cache_control") for b in system)
         prefix_tokens = _tokens(prefix)
-        with self._lock:
-            read = cacheable and prefix in self._cached_prefixes
-            if cacheable:
-                self._cached_prefixes.add(prefix)
-            usage = {
-                "input_tokens": _tokens(user) + (0 if cacheable else prefix_tokens),
-                "output_tokens": 0,
-                "cache_creation_input_tokens": prefix_tokens if cacheable and not read else 0,
-                "cache_read_input_tokens": prefix_tokens if read else 0,
-            }
-            self.counters.input_tokens += usage["input_tokens"]
-            self.counters.cache_read_tokens += usage["cache_read_input_tokens"]
-            self.counters.cache_write_tokens += usage["cache_creation_input_tokens"]
+        read = cacheable and prefix in self._cached_prefixes
+        if cacheable:
+            self._cached_prefixes.add(prefix)
+        usage = {
+            "input_tokens": _tokens(user) + (0 if cacheable else prefix_tokens),
+            "output_tokens": 0,
+            "cache_creation_input_tokens": prefix_tokens if cacheable and not read else 0,
+            "cache_read_input_tokens": prefix_tokens if read else 0,
+        }
+        self.counters.input_tokens += usage["input_tokens"]
+        self.counters.cache_read_tokens += usage["cache_read_input_tokens"]
+        self.counters.cache_write_tokens += usage["cache_creation_input_tokens"]
         return usage
 
     # --- Message Batches -----------------------------------------------------------------------------
 
-    def _create_batch(self, body: dict[str, Any], base: str) -> tuple[int, dict[str, Any]]:
+    def _create_batch(self, body: dict[str, Any], base: str) -> Reply:
         batch_id = f"msgbatch_{uuid.uuid4().hex[:20]}"
         results = []
         for request in body.get("requests", []):
@@ -248,18 +210,16 @@ class AnthropicSimulator:
                 result = {"type": "succeeded", "message": self.answer(params)}
             results.append({"custom_id": request["custom_id"], "result": result})
         now = datetime.now(UTC)
-        with self._lock:
-            self.counters.requests["batches.create"] += 1
-            self._batches[batch_id] = {"results": results, "polls": 0, "created_at": now}
+        self.counters.requests["batches.create"] += 1
+        self._batches[batch_id] = {"results": results, "polls": 0, "created_at": now}
         return 200, self._batch_json(batch_id, base)
 
-    def _retrieve_batch(self, batch_id: str, base: str) -> tuple[int, dict[str, Any]]:
-        with self._lock:
-            self.counters.requests["batches.retrieve"] += 1
-            batch = self._batches.get(batch_id)
-            if batch is None:
-                return 404, _error("not_found_error", batch_id)
-            batch["polls"] += 1
+    def _retrieve_batch(self, batch_id: str, base: str) -> Reply:
+        self.counters.requests["batches.retrieve"] += 1
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            return 404, _error("not_found_error", batch_id)
+        batch["polls"] += 1
         return 200, self._batch_json(batch_id, base)
 
     def _batch_json(self, batch_id: str, base: str) -> dict[str, Any]:
@@ -287,12 +247,11 @@ class AnthropicSimulator:
         }
 
     def _batch_results(self, batch_id: str) -> list[dict[str, Any]] | None:
-        with self._lock:
-            self.counters.requests["batches.results"] += 1
-            batch = self._batches.get(batch_id)
-            if batch is None or batch["polls"] < self.knobs.batch_polls_until_end:
-                return None
-            return list(batch["results"])
+        self.counters.requests["batches.results"] += 1
+        batch = self._batches.get(batch_id)
+        if batch is None or batch["polls"] < self.knobs.batch_polls_until_end:
+            return None
+        return list(batch["results"])
 
 
 def _user_text(body: dict[str, Any]) -> str:
@@ -311,6 +270,25 @@ def _sentence_around(text: str, start: int, end: int) -> str:
         if match.start() <= start and match.end() >= end:
             return match.group(0).strip()
     return text[start:end]
+
+
+async def _with_key(handler: Handler, request: web.Request) -> web.StreamResponse:
+    # The API takes `x-api-key`; current SDKs send the key as a bearer token.
+    if not (request.headers.get("x-api-key") or request.headers.get("Authorization", "").startswith("Bearer ")):
+        return _json(401, _error("authentication_error", "missing API key"))
+    return await handler(request)
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    return _json(404, _error("not_found_error", request.path))
+
+
+def _base(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _json(status: int, payload: dict[str, Any]) -> web.Response:
+    return web.json_response(payload, status=status, headers={"request-id": f"req_{uuid.uuid4().hex[:12]}"})
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

@@ -7,10 +7,12 @@
   `organic` results and a `knowledgeGraph`.
 
 Answers are made up deterministically from the company's name, so the two APIs agree
-with each other. Knobs (latency, 429 with Retry-After, 5xx rate, timeouts, malformed
-JSON, not-found) can change while it runs; every request is logged with its arrival
-time (`time.monotonic`) so tests assert on what the provider really saw. Entities whose
-name contains `missing` are not found; `malformed` ones get broken JSON.
+with each other. Each vendor's reader (`linkedin_ask`, `serper_ask`) turns a request into
+that vendor's answer; `ApiSimulator` puts the failure knobs in front of it (latency, 429
+with Retry-After, 5xx rate, timeouts, malformed JSON, not-found), which can change while
+it runs. Every request is logged with its arrival time on the server's clock, so tests
+assert on what the provider really sent. Entities whose name contains `missing` are not
+found; `malformed` ones get broken JSON.
 
     python -m glaze_pipeline.sandbox.apis linkedin --latency 0.02   # serve in the foreground
 """
@@ -26,14 +28,15 @@ import re
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from glaze_pipeline.core import aio
+from glaze_pipeline.sandbox.loopback import HIT, LoopbackServer
 
 INDUSTRIES = ("Software Development", "Logistics", "Biotechnology", "Robotics", "Financial Services", "Retail")
 PLACES = (("London", "GB", "United Kingdom"), ("Berlin", "DE", "Germany"), ("Austin", "US", "United States"))
@@ -56,13 +59,6 @@ class Knobs:
     location: str = ""  # Location header sent with a forced 3xx
     fail_first: int = 0  # the first N requests get 503
     throttle_first: int = 0  # the first N requests get 429 with Retry-After
-
-
-@dataclass(frozen=True)
-class Hit:
-    at: float  # time.monotonic() on arrival
-    entity: str
-    status: int
 
 
 def _digest(name: str) -> int:
@@ -208,108 +204,110 @@ def serper_answer(query: str) -> dict[str, Any]:
     }
 
 
-class ApiSimulator:
-    """One simulated API on 127.0.0.1 in a background thread; `hits` is its request log."""
+# --- the vendors: how each reads a request and what it answers --------------------------------
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request read by its vendor's rules: the key it came with, what it asks about, the vendor's answer."""
+
+    api_key: str | None
+    entity: str
+    status: int
+    body: dict[str, Any]
+
+
+Exists = Callable[[str], bool]  # a company or person label -> whether the simulated vendor knows it
+Reader = Callable[[web.Request, Exists], Awaitable[Ask]]
+
+
+async def linkedin_ask(request: web.Request, exists: Exists) -> Ask:
+    key = request.headers.get("x-rapidapi-key")
+    entity = request.query.get("linkedin_url") or request.query.get("domain") or ""
+    label = label_of(entity)
+    wrong_host = request.headers.get("x-rapidapi-host") != "web-scraping-api2.p.rapidapi.com"
+    if not entity or wrong_host or not exists(label):
+        return Ask(key, entity, 404, {"data": None, "message": "not found"})
+    if request.path == "/get-personal-profile":
+        data = linkedin_person(label)
+    else:
+        data = linkedin_company(label, request.query.get("domain"))
+    return Ask(key, entity, 200, {"data": data, "message": "ok"})
+
+
+async def serper_ask(request: web.Request, exists: Exists) -> Ask:
+    key = request.headers.get("X-API-KEY")
+    try:
+        query = str((await request.json())["q"])
+    except (ValueError, KeyError, TypeError):
+        return Ask(key, "", 400, {"message": "q is required"})
+    if not exists(label_of(query)):
+        return Ask(key, query, 200, {"organic": [], "searchParameters": {"q": query}})
+    return Ask(key, query, 200, serper_answer(query))
+
+
+# vendor -> (its routes, its reader)
+VENDORS: dict[str, tuple[tuple[tuple[str, str], ...], Reader]] = {
+    "linkedin": (
+        (("GET", "/get-company-by-linkedinurl"), ("GET", "/get-company-by-domain"), ("GET", "/get-personal-profile")),
+        linkedin_ask,
+    ),
+    "search": ((("POST", "/search"),), serper_ask),
+}
+STATS_PATH = "/__sim/stats"
+
+
+# --- the simulator: a vendor's routes behind the failure knobs ---------------------------------
+
+
+class ApiSimulator(LoopbackServer):
+    """One simulated API on 127.0.0.1; `log` holds each request with its entity and status."""
 
     def __init__(self, vendor: str, api_key: str = "sim-key", knobs: Knobs | None = None, seed: int = 7) -> None:
-        if vendor not in ("linkedin", "search"):
+        if vendor not in VENDORS:
             raise ValueError(f"no simulator for {vendor!r}")
+        super().__init__()
         self.vendor = vendor
         self.api_key = api_key
         self.knobs = knobs or Knobs()
-        self.hits: list[Hit] = []
         self._random = random.Random(seed)
         self._recent: deque[float] = deque()
+        self._decided = 0  # requests answered or refused so far: what fail_first and throttle_first count
         self.active = 0
         self.max_active = 0  # most requests being answered at once: what the concurrency limit holds down
-        # uvloop when installed: the simulator must outrun the client it measures.
-        self._loop = (aio.loop_factory() or asyncio.new_event_loop)()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
         """The GLAZE_* variables that point the provider here."""
         prefix = f"GLAZE_{self.vendor.upper()}_"
         return {prefix + "BASE_URL": self.base_url, prefix + "API_KEY": self.api_key}
 
-    def _serve(self, port: int = 0) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_get("/__sim/stats", self._stats)
-        if self.vendor == "linkedin":
-            for path in ("get-company-by-linkedinurl", "get-company-by-domain", "get-personal-profile"):
-                app.router.add_get(f"/{path}", self._linkedin)
-        else:
-            app.router.add_post("/search", self._search)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", port, backlog=1024)
-        self._loop.run_until_complete(site.start())
-        self.port = self._runner.addresses[0][1]
-        self._ready.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
-
-    def start(self, port: int = 0) -> ApiSimulator:
-        self._thread = threading.Thread(target=self._serve, args=(port,), name=f"sim-{self.vendor}", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError(f"{self.vendor} simulator did not start")
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> ApiSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
-
-    # --- what tests read ---------------------------------------------------------------------
-
-    def count(self, status: int | None = None) -> int:
-        return sum(1 for h in list(self.hits) if status is None or h.status == status)
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get(STATS_PATH, self._stats)
+        paths, read = VENDORS[self.vendor]
+        for method, path in paths:
+            router.add_route(method, path, partial(self._answer, read))
 
     def by_entity(self) -> Counter[str]:
-        return Counter(h.entity for h in list(self.hits))
-
-    def max_in_window(self, window_s: float = 1.0) -> int:
-        """The most requests that arrived within any sliding window of `window_s` seconds."""
-        times = sorted(h.at for h in list(self.hits))
-        best, lo = 0, 0
-        for hi, at in enumerate(times):
-            while at - times[lo] >= window_s:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
-
-    # --- serving -----------------------------------------------------------------------------
+        return Counter(h.entity for h in list(self.log) if h.path != STATS_PATH)
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"requests": len(self.hits), "by_status": dict(Counter(h.status for h in self.hits))})
+        asked = [h for h in list(self.log) if h.path != STATS_PATH]
+        return web.json_response({"requests": len(asked), "by_status": dict(Counter(h.status for h in asked))})
+
+    def _exists(self, label: str) -> bool:
+        return "missing" not in label and (_digest(label) % 1000) >= self.knobs.not_found_rate * 1000
 
     def _refusal(self, key: str | None) -> tuple[int, float | None] | None:
         """A status that overrides the answer (and a Retry-After), or None to answer."""
         k = self.knobs
+        decided, self._decided = self._decided, self._decided + 1
         if key != self.api_key:
             return 401, None
         if k.force_status is not None:
             return k.force_status, k.retry_after_s if k.force_status == 429 else None
-        if len(self.hits) < k.fail_first:
+        if decided < k.fail_first:
             return 503, None
-        if len(self.hits) < k.throttle_first:
+        if decided < k.throttle_first:
             return 429, k.retry_after_s
         if k.rate_limit_per_s > 0:
             now = time.monotonic()
@@ -322,12 +320,12 @@ class ApiSimulator:
             return 503, None
         return None
 
-    async def _answer(self, entity: str, key: str | None, body: dict[str, Any] | None) -> web.Response:
+    async def _answer(self, read: Reader, request: web.Request) -> web.Response:
         k = self.knobs
-        refusal = self._refusal(key)
-        status = refusal[0] if refusal else (404 if body is None else 200)
+        ask = await read(request, self._exists)
+        request[HIT].entity = ask.entity
+        refusal = self._refusal(ask.api_key)
         hang = refusal is None and k.timeout_rate > 0 and self._random.random() < k.timeout_rate
-        self.hits.append(Hit(time.monotonic(), entity, status))
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
@@ -338,43 +336,15 @@ class ApiSimulator:
         finally:
             self.active -= 1
         if refusal is not None:
-            headers = {"Retry-After": f"{refusal[1]:g}"} if refusal[1] is not None else {}
-            if 300 <= refusal[0] < 400:
+            status, retry_after = refusal
+            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+            if 300 <= status < 400:
                 headers["Location"] = k.location
-            return web.json_response({"message": f"simulated {refusal[0]}"}, status=refusal[0], headers=headers)
-        if body is None:
-            return web.json_response({"data": None, "message": "not found"}, status=404)
-        broken = "malformed" in entity or (k.malformed_rate and self._random.random() < k.malformed_rate)
-        if broken:
+            return web.json_response({"message": f"simulated {status}"}, status=status, headers=headers)
+        broken = "malformed" in ask.entity or (k.malformed_rate and self._random.random() < k.malformed_rate)
+        if ask.status == 200 and broken:
             return web.Response(text='{"data": {"company_name": "Tru', content_type="application/json")
-        return web.json_response(body)
-
-    def _missing(self, label: str) -> bool:
-        return "missing" in label or (_digest(label) % 1000) < self.knobs.not_found_rate * 1000
-
-    async def _linkedin(self, request: web.Request) -> web.Response:
-        path = request.path.strip("/")
-        entity = request.query.get("linkedin_url") or request.query.get("domain") or ""
-        label = label_of(entity)
-        data: dict[str, Any] | None
-        wrong_host = request.headers.get("x-rapidapi-host") != "web-scraping-api2.p.rapidapi.com"
-        if not entity or wrong_host or self._missing(label):
-            data = None
-        elif path == "get-personal-profile":
-            data = linkedin_person(label)
-        else:
-            data = linkedin_company(label, request.query.get("domain"))
-        body = None if data is None else {"data": data, "message": "ok"}
-        return await self._answer(entity, request.headers.get("x-rapidapi-key"), body)
-
-    async def _search(self, request: web.Request) -> web.Response:
-        try:
-            query = str((await request.json())["q"])
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"message": "q is required"}, status=400)
-        label = label_of(query)
-        body = serper_answer(query) if not self._missing(label) else {"organic": [], "searchParameters": {"q": query}}
-        return await self._answer(query, request.headers.get("X-API-KEY"), body)
+        return web.json_response(ask.body, status=ask.status)
 
 
 def main() -> None:

@@ -6,13 +6,13 @@ Used by the demo, the tests and the benchmarks: point `GLAZE_RESOLVE` (curl
 
 from __future__ import annotations
 
-import sys
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
+
+from aiohttp import web
+
+from glaze_pipeline.sandbox.loopback import HIT, LoopbackServer
 
 DEMO_SITES = Path(__file__).resolve().parent / "demo_sites"
 
@@ -54,72 +54,29 @@ def synthetic_pages(host: str, path: str) -> bytes | None:
     ).encode()
 
 
-class _BackloggedServer(ThreadingHTTPServer):
-    """A listen backlog for bursts of many sites at once (the default 5 resets connections under load)."""
+class SiteServer(LoopbackServer):
+    """Every site that `pages` knows, on one loopback address; `hits` counts requests per site."""
 
-    request_queue_size = 256
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A client that hangs up (a crawler closing idle keep-alive connections) is not a server error.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-class SiteServer:
-    """Threaded HTTP server on 127.0.0.1; `hits` counts requests per host, for assertions."""
-
-    def __init__(self, pages: PageSource, host: str = "127.0.0.1") -> None:
+    def __init__(self, pages: PageSource, ip: str = "127.0.0.1") -> None:
+        super().__init__(ip)
         self.pages = pages
-        self.hits: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/{path:.*}", self._page)
 
-            def do_GET(self) -> None:
-                site = (self.headers.get("Host") or "").split(":", 1)[0].lower()
-                with server._lock:
-                    server.hits[site] += 1
-                body = server.pages(site, self.path)
-                status = 200 if body is not None else 404
-                payload = body if body is not None else b"not found"
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html" if body is not None else "text/plain")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return  # quiet: tests and the demo print their own summaries
-
-        self._httpd = _BackloggedServer((host, 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="glaze-sites", daemon=True)
+    async def _page(self, request: web.Request) -> web.Response:
+        body = self.pages(request[HIT].site, request.raw_path)
+        if body is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=body, content_type="text/html")
 
     @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._httpd.server_address[:2]
-        return str(host), int(port)
+    def hits(self) -> Counter[str]:
+        return Counter(h.site for h in list(self.log))
 
     def resolve_spec(self, hosts: Iterable[str]) -> str:
         """The GLAZE_RESOLVE value that sends these host names here."""
-        ip, port = self.address
-        return ",".join(f"{h}={ip}:{port}" for h in hosts)
-
-    def start(self) -> SiteServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> SiteServer:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
+        return ",".join(f"{h}={self.ip}:{self.port}" for h in hosts)
 
 
 def demo_hosts() -> list[str]:

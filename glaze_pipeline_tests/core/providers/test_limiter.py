@@ -73,7 +73,7 @@ def test_the_limit_holds_across_two_processes(servers: TestServers, sim: ApiSimu
     assert sim.max_in_window(1.0) <= RATE + BURST
     # …and both processes together kept close to it (the limit is shared, not split in advance).
     assert sim.max_in_window(1.0) >= RATE - 3
-    span = max(h.at for h in sim.hits) - min(h.at for h in sim.hits)
+    span = max(h.at for h in sim.log) - min(h.at for h in sim.log)
     assert span >= (60 - BURST) / RATE - 0.05
 
 
@@ -117,7 +117,7 @@ def test_without_redis_each_process_keeps_its_share(servers: TestServers, sim: A
     health = asyncio.run(go())
     assert health.limiter == LimiterMode.LOCAL and health.limiter_note.startswith("1/4: Redis unavailable")
     # 40/s ÷ 4 workers = 10/s with burst 1: 12 requests take at least 1.1 s, never 12 in one second.
-    times = sorted(h.at for h in sim.hits)
+    times = sorted(h.at for h in sim.log)
     assert times[-1] - times[0] >= 1.0
     assert sim.max_in_window(1.0) <= 10 + 1
 

@@ -110,7 +110,7 @@ def test_linkedin_company_by_domain_maps_the_documented_fields(servers, linkedin
         "company_specialities": ", ".join(facts["specialties"]),
         "company_linkedin": "https://www.linkedin.com/company/acme-robotics",
     }
-    assert [h.entity for h in linkedin_sim.hits] == ["acme-robotics.example"]  # get-company-by-domain
+    assert [h.entity for h in linkedin_sim.log] == ["acme-robotics.example"]  # get-company-by-domain
     assert stats.paid_calls == 1 and stats.cost_usd == pytest.approx(0.01)
     assert frame["cost_usd"].sum() == pytest.approx(0.01)  # split across the fields, never counted twice
 
@@ -126,7 +126,7 @@ def test_linkedin_uses_the_company_page_found_upstream_and_maps_people(servers, 
     person = Target("p", EntityType.LINKEDIN_PERSON, "https://www.linkedin.com/in/jane-doe", ("person_name",))
     frame, _ = run(provider(servers, linkedin_sim), [known, person], cache)
 
-    assert sorted(h.entity for h in linkedin_sim.hits) == [
+    assert sorted(h.entity for h in linkedin_sim.log) == [
         "https://www.linkedin.com/company/kestrel-logistics",  # get-company-by-linkedinurl
         "https://www.linkedin.com/in/jane-doe",  # get-personal-profile
     ]
@@ -206,7 +206,7 @@ def test_429_retry_after_is_honoured_by_every_later_request(servers, linkedin_si
     linkedin_sim.knobs.throttle_first = 1
     linkedin_sim.knobs.retry_after_s = 0.5
     frame, _ = run(provider(servers, linkedin_sim, concurrency=1), companies("a", "b", "c"), cache)
-    hits = linkedin_sim.hits
+    hits = linkedin_sim.log
     assert [h.status for h in hits] == [429, 200, 200, 200]
     assert all(h.at - hits[0].at >= 0.5 for h in hits[1:])  # nobody went before Retry-After was over
     assert set(statuses(frame).values()) == {"filled"}
@@ -235,7 +235,7 @@ def test_5xx_retries_are_bounded_per_call(servers, linkedin_sim, cache):
 def test_transient_5xx_and_timeouts_are_retried_to_success(servers, linkedin_sim, cache):
     linkedin_sim.knobs.fail_first = 2
     frame, _ = run(provider(servers, linkedin_sim, concurrency=1), companies("a"), cache)
-    assert [h.status for h in linkedin_sim.hits] == [503, 503, 200]
+    assert [h.status for h in linkedin_sim.log] == [503, 503, 200]
     assert statuses(frame) == {"a": "filled"}
 
     linkedin_sim.knobs.timeout_rate = 1.0

@@ -23,24 +23,21 @@ ORG = """<script type="application/ld+json">{"@type": "Organization", "name": "O
 
 @pytest.fixture(scope="module")
 def site() -> Iterator[RoutedSite]:
-    server = RoutedSite("127.0.0.1")
-    server.routes.update(
-        {
-            ("ok.site.example", "/"): lambda n: html('<a href="/impressum">Impressum</a>', ORG),
-            ("ok.site.example", "/impressum"): lambda n: html("<p>Telefon: +49 30 1234567</p>"),
-            ("empty.site.example", "/"): lambda n: html("<p>Under construction</p>"),
-            ("missing.site.example", "/"): lambda n: (404, {}, b"no"),
-            ("broken.site.example", "/"): lambda n: (500, {}, b"oops"),
-            ("shy.site.example", "/robots.txt"): lambda n: (200, {}, b"User-agent: *\nDisallow: /\n"),
-            ("shy.site.example", "/"): lambda n: html("secret", ORG),
-            ("slow.site.example", "/"): lambda n: (server.release.wait(), html("late"))[1],
-            ("big.site.example", "/"): lambda n: (200, {"Content-Type": "text/html"}, b"a" * 200_000),
-        }
-    )
-    try:
+    with RoutedSite("127.0.0.1") as server:
+        server.routes.update(
+            {
+                ("ok.site.example", "/"): lambda n: html('<a href="/impressum">Impressum</a>', ORG),
+                ("ok.site.example", "/impressum"): lambda n: html("<p>Telefon: +49 30 1234567</p>"),
+                ("empty.site.example", "/"): lambda n: html("<p>Under construction</p>"),
+                ("missing.site.example", "/"): lambda n: (404, {}, b"no"),
+                ("broken.site.example", "/"): lambda n: (500, {}, b"oops"),
+                ("shy.site.example", "/robots.txt"): lambda n: (200, {}, b"User-agent: *\nDisallow: /\n"),
+                ("shy.site.example", "/"): lambda n: html("secret", ORG),
+                ("slow.site.example", "/"): lambda n: (server.release.wait(), html("late"))[1],
+                ("big.site.example", "/"): lambda n: (200, {"Content-Type": "text/html"}, b"a" * 200_000),
+            }
+        )
         yield server
-    finally:
-        server.stop()
 
 
 def provider(site: RoutedSite, **policy: object) -> WebsiteProvider:

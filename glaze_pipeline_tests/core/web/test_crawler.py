@@ -29,12 +29,8 @@ def _bomb(encoding: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[RoutedSite, RoutedSite]]:
-    site, canary = RoutedSite("127.0.0.1"), RoutedSite("127.0.0.2")
-    try:
+    with RoutedSite("127.0.0.1") as site, RoutedSite("127.0.0.2") as canary:
         yield site, canary
-    finally:
-        site.stop()
-        canary.stop()
 
 
 @pytest.fixture
@@ -173,8 +169,8 @@ def test_identifying_user_agent_and_no_cookies(site: RoutedSite, canary: RoutedS
     done, _ = crawl({"a": "http://a.site.example/"}, names(site, canary))
     assert done["a"].status == Status.FILLED
     assert sorted(site.paths("a.site.example")) == ["/", "/contact", "/robots.txt"]
-    assert {h.user_agent for h in site.hits} == {SITE_ONLY.user_agent}
-    assert [h.cookie for h in site.hits] == [None, None, None]
+    assert {h.user_agent for h in site.log} == {SITE_ONLY.user_agent}
+    assert [h.cookie for h in site.log] == [None, None, None]
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "br"])
@@ -206,7 +202,7 @@ def test_retry_after_is_honoured_then_capped(site: RoutedSite, canary: RoutedSit
         {"busy": "http://busy.site.example/", "away": "http://gone-fishing.site.example/"}, names(site, canary)
     )
     assert done["busy"].status == Status.FILLED
-    first, second = [h.at for h in site.hits if (h.host, h.path) == ("busy.site.example", "/")]
+    first, second = [h.at for h in site.log if (h.site, h.path) == ("busy.site.example", "/")]
     assert second - first >= 1.0  # measured by the server: the wait the header asked for
     assert done["away"].status == Status.RATE_LIMITED
     assert site.paths("gone-fishing.site.example").count("/") == 1  # an hour is over the cap: no retry

@@ -14,7 +14,9 @@ import pytest
 
 import glaze_pipeline.sandbox
 from glaze_pipeline.core.model.candidates import Found
-from glaze_pipeline.core.web.extract import EVIDENCE_LIMIT, Page, decode_html, extract
+from glaze_pipeline.core.web.extract import EVIDENCE_LIMIT, METHODS, REGIONAL, Page, decode_html, extract
+from glaze_pipeline.core.web.extract.base import Clue, Context, Method, parse_page
+from glaze_pipeline.core.web.extract.text import visible_lines
 
 DEMO_SITES = Path(glaze_pipeline.sandbox.__file__).parent / "demo_sites"
 BASE = "https://acme.example/"
@@ -671,3 +673,31 @@ def test_one_value_per_statement_with_agreement_across_methods() -> None:
     assert values_of(found, "company_email") == ["hello@acme.example"]
     assert "agrees: mailto" in emitted(found, "company_email").evidence
     assert emitted(found, "company_email").confidence >= emitted(alone, "company_email").confidence
+
+
+def test_only_the_regional_methods_depend_on_the_sites_region() -> None:
+    """Once the pages say which country a .com site is in, only REGIONAL methods read the pages again:
+    every other method must find the same whatever the region, and each regional one reads something new."""
+    html = """<html><head><script type="application/ld+json">
+      {"@type": "Organization", "name": "Acme", "telephone": "01 42 68 53 00"}</script></head><body>
+      <div itemscope itemtype="https://schema.org/Organization"><span itemprop="name">Acme</span>
+        <span itemprop="telephone">01 42 68 53 01</span></div>
+      <header><a href="/"><img src="/logo.png" alt="Acme"></a></header>
+      <a href="tel:0142685302">Call</a> <a href="mailto:info@acme.example">Mail</a>
+      <a href="https://www.linkedin.com/company/acme">in</a>
+      <p>Téléphone : 01 42 68 53 03</p><p>12 rue de la Paix</p><p>75002 Paris</p>
+      <p>Founded in 1990. © 2024 Acme SAS</p></body></html>"""
+    doc = parse_page(Page(BASE, html.encode("utf-8")))
+    assert doc is not None
+    lines = tuple(visible_lines(doc))
+
+    def found(method: Method, region: str | None, guessed: bool) -> list[Clue | None]:
+        ctx = Context(BASE, BASE, "acme", region, "acme.example", True, region_guessed=guessed, lines=lines)
+        return list(method(doc, ctx))
+
+    for method in METHODS:
+        readings = [found(method, region, guessed) for region, guessed in ((None, False), ("FR", False), ("FR", True))]
+        if method.__name__ in REGIONAL:
+            assert readings[0] != readings[1], f"{method.__name__} reads nothing new with the region"
+        else:
+            assert readings[0] == readings[1] == readings[2], f"{method.__name__} depends on the region"

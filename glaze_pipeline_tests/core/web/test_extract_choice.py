@@ -113,6 +113,38 @@ def test_the_headquarters_number_wins_over_a_branchs() -> None:
     assert chosen(found, "company_phone").value == "+12145550142"
 
 
+OFFICES = """<h4>Farmington Office</h4><p>4801 N. Butler Ave</p><p>Farmington, NM 87401</p>
+  <p>Phone: 505-326-1111</p><p>Fax: 505-326-3130</p>
+  <h4>Cortez Office</h4><p>2204 E. Main</p><p>Cortez, CO 81321</p><p>Phone: 970-565-7972</p>"""
+
+
+def test_offices_listed_after_the_first_are_branches() -> None:
+    found = run(OFFICES, url="https://acme.com/contact")
+    assert chosen(found, "company_phone").value == "+15053261111"
+    assert "branch" in lost(found, "company_phone", "+19705657972").reason
+    assert chosen(found, "company_city").value == "Farmington"
+    cortez = lost(found, "company_city", "Cortez")
+    assert "branch" in cortez.reason and cortez.confidence < MIN_CONFIDENCE
+    assert lost(found, "company_phone", "+19705657972").confidence < MIN_CONFIDENCE
+
+
+def test_an_office_heading_needs_its_town_in_the_address_below() -> None:
+    # "Microsoft Office" names no town the lines under it give: the number under it is no branch's.
+    html = """<h4>Dallas Office</h4><p>12 Main St</p><p>Dallas, TX 75201</p><p>Phone: 214-555-0142</p>
+      <h4>Microsoft Office</h4><p>Training line: 214-555-0100</p>"""
+    found = run(html, url="https://acme.com/")
+    assert chosen(found, "company_phone").value == "+12145550142"
+    assert "branch" not in lost(found, "company_phone", "+12145550100").reason
+
+
+def test_opening_hours_head_no_office() -> None:
+    html = """<p>Store Hours</p><p>Mon-Sat: 10am-6pm</p><p>Distribution Centre: Tue. - Sat. 10am-4pm</p>
+      <p>Tel: (416) 736-6120</p><p>Toronto Showroom</p><p>Tel: (416) 515-1212</p>"""
+    found = run(html, url="https://acme.ca/")
+    assert chosen(found, "company_phone").value == "+14167366120"
+    assert "branch" in lost(found, "company_phone", "+14165151212").reason
+
+
 def test_national_numbers_read_with_the_pages_language_when_nothing_else_says_where() -> None:
     html = '<html lang="de"><body><p>Telefon: 030 5557 2100</p></body></html>'
     assert chosen(run(html, url="https://acme.com/"), "company_phone").value == "+493055572100"
@@ -130,6 +162,17 @@ def test_the_headquarters_wins_over_branches_and_country_and_location_follow_it(
     assert "not the headquarters" in lost(found, "company_city", "Mahwah").reason
     assert chosen(found, "company_country").value == "US"
     assert chosen(found, "company_hq_location").value == "Kalamazoo, Michigan, U.S.A."
+
+
+def test_an_address_in_another_organisations_contact_block_is_not_the_companys() -> None:
+    html = """<p>Acme Building Society</p><p>PO Box 600</p><p>Coventry CV3 9YR</p><p>Phone: 0845 766 5522</p>
+      <p>Financial Ombudsman Service</p><p>South Quay Plaza</p><p>183 Marsh Wall</p><p>London</p><p>E14 9SR</p>
+      <p>Phone: 0800 023 4567</p><p>Email: complaint.info@ombudsman.example.org</p>
+      <p>Website: www.ombudsman.example.org</p>"""
+    found = run(html, url="https://acme.co.uk/contact")
+    assert chosen(found, "company_city").value == "Coventry"
+    london = lost(found, "company_city", "London")
+    assert "another organisation's contact block" in london.reason and london.confidence < MIN_CONFIDENCE
 
 
 def test_a_headquarters_heading_in_a_facts_table_gives_the_city() -> None:
@@ -254,6 +297,15 @@ def test_only_a_partners_logo_gives_no_logo() -> None:
     html = '<a href="http://www.renomark.example/"><img src="/i/renomarklogo.png" alt="RenoMark"></a>'
     logo = chosen(run(html), "company_logo_url")
     assert logo.confidence < MIN_CONFIDENCE and "no value chosen" in logo.reason
+
+
+def test_a_logo_served_from_another_organisations_domain_is_theirs() -> None:
+    html = """<header><img src="http://www.google.com/uds/css/small-logo.png" alt="logo"></header>
+      <img src="/img/acme-logo.png" alt="Acme">"""
+    found = run(html)
+    assert chosen(found, "company_logo_url").value == "https://acme.example/img/acme-logo.png"
+    google = lost(found, "company_logo_url", "http://www.google.com/uds/css/small-logo.png")
+    assert "another organisation's logo" in google.reason
 
 
 def test_the_logo_in_the_header_wins_over_one_only_named_in_an_og_image() -> None:

@@ -39,6 +39,8 @@ def test_coventry_building_society_is_not_given_the_ombudsmans_email(shared_corp
     assert "another organisation" in ombudsman.reason
     assert landed(found, "company_phone") == "+448457665522"
     assert landed(found, "company_city") == "Coventry"
+    london = value(found, "company_city", "London")  # the ombudsman's address, beside its email and website
+    assert "another organisation" in london.reason and london.confidence < MIN_CONFIDENCE
 
 
 def test_kmb_legal_phone_is_the_phone_not_the_fax(shared_corpus: Path) -> None:
@@ -93,3 +95,12 @@ def test_larsen_and_toubro_prefers_the_general_infodesk(shared_corpus: Path) -> 
     emails = [f for f in found if f.field == "company_email"]
     assert len(emails) > 10 and sum(f.confidence >= MIN_CONFIDENCE for f in emails) == 1  # not 20 at 90
     assert landed(found, "company_city") == "Mumbai"
+
+
+def test_woods_insurance_cortez_office_is_a_branch(shared_corpus: Path) -> None:
+    found = company(shared_corpus, "woodsins-com", "https://www.woodsins.com/")
+    assert landed(found, "company_phone") == "+15053261111"
+    assert landed(found, "company_city") == "Farmington"
+    for field, cortez in (("company_phone", "+19705657972"), ("company_city", "Cortez")):
+        branch = value(found, field, cortez)  # listed under "Cortez Office", after the Farmington office
+        assert "branch" in branch.reason and branch.confidence < MIN_CONFIDENCE

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -26,6 +22,7 @@ from glaze_pipeline.core.web.fetch import (
     Resolver,
     is_allowed_address,
 )
+from glaze_pipeline_tests.helpers import Route, RoutedSite
 
 SITE_ONLY = FetchPolicy(allowed_networks=("127.0.0.1/32",))
 BIG = 1_000_000
@@ -43,143 +40,61 @@ def _gzip_bomb() -> bytes:
 GZIP_BOMB = _gzip_bomb()
 
 
-@dataclass(frozen=True)
-class Seen:
-    path: str
-    host: str | None
-    user_agent: str | None
-    cookie: str | None
+def _raw_deflate(data: bytes) -> bytes:
+    squeezer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return squeezer.compress(data) + squeezer.flush()
 
 
-class LoopbackServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, host: str) -> None:
-        super().__init__((host, 0), RouteHandler)
-        self.lock = threading.Lock()
-        self.connections = 0
-        self.seen: list[Seen] = []
-        self.release = threading.Event()
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def verify_request(self, request: object, client_address: object) -> bool:
-        # Counted per accepted connection, so even a request that never completes is seen.
-        with self.lock:
-            self.connections += 1
-        return True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # Clients hang up early on purpose (size caps, timeouts); that is not a test failure.
-        pass
-
-    def reset(self) -> None:
-        with self.lock:
-            self.connections = 0
-            self.seen.clear()
-
-    def hits(self, path: str) -> int:
-        with self.lock:
-            return sum(1 for seen in self.seen if seen.path == path)
+def redirect(to: str) -> Route:
+    return lambda n: (302, {"Location": to}, b"")
 
 
-class RouteHandler(BaseHTTPRequestHandler):
-    server: LoopbackServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def handle(self) -> None:
-        # A TLS ClientHello starts with 0x16: close at once, like a site with nothing on 443.
-        if self.request.recv(1, socket.MSG_PEEK) == b"\x16":
-            return
-        super().handle()
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        with self.server.lock:
-            self.server.seen.append(
-                Seen(parts.path, self.headers["Host"], self.headers["User-Agent"], self.headers["Cookie"])
-            )
-        route = parts.path
-        if route == "/ok":
-            self._reply(200, b"<html>hello</html>")
-        elif route == "/redirect":
-            self._reply(302, b"", location=parse_qs(parts.query)["to"][0])
-        elif route == "/loop":
-            self._reply(302, b"", location="/loop")
-        elif route in ("/missing", "/gone", "/error"):
-            self._reply({"/missing": 404, "/gone": 410, "/error": 500}[route], b"nope")
-        elif route == "/big":
-            self._reply(200, b"a" * BIG)
-        elif route == "/big-stream":
-            # No Content-Length: only the streaming cap can stop this one.
-            self.send_response(200)
-            self.end_headers()
-            for _ in range(BIG // 10_000):
-                self.wfile.write(b"a" * 10_000)
-        elif route == "/bomb":
-            self._reply(200, GZIP_BOMB, encoding="gzip")
-        elif route == "/gzip":
-            self._reply(200, zlib.compress(b"squeezed", wbits=zlib.MAX_WBITS | 16), encoding="gzip")
-        elif route == "/deflate-raw":
-            raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-            self._reply(200, raw.compress(b"squeezed") + raw.flush(), encoding="deflate")
-        elif route == "/set-cookie":
-            self._reply(200, b"ok", cookie="session=secret; Path=/")
-        elif route == "/stall":
-            self.server.release.wait()
-            self._reply(200, b"late")
-        else:
-            self._reply(404, b"no route")
-
-    def _reply(self, code: int, body: bytes, location: str = "", encoding: str = "", cookie: str = "") -> None:
-        self.send_response(code)
-        for name, value in (("Location", location), ("Content-Encoding", encoding), ("Set-Cookie", cookie)):
-            if value:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def routes(server: RoutedSite) -> dict[tuple[str, str], Route]:
+    """What both servers answer on any host name (the canary too, so a test can tell it was never reached)."""
+    gzip = {"Content-Encoding": "gzip"}
+    return {
+        ("*", "/ok"): lambda n: (200, {}, b"<html>hello</html>"),
+        ("*", "/loop"): redirect("/loop"),
+        ("*", "/missing"): lambda n: (404, {}, b"nope"),
+        ("*", "/gone"): lambda n: (410, {}, b"nope"),
+        ("*", "/error"): lambda n: (500, {}, b"nope"),
+        ("*", "/big"): lambda n: (200, {}, b"a" * BIG),
+        # Streamed with no Content-Length: only the streaming cap can stop this one.
+        ("*", "/big-stream"): lambda n: (200, {}, (b"a" * 10_000 for _ in range(BIG // 10_000))),
+        ("*", "/bomb"): lambda n: (200, gzip, GZIP_BOMB),
+        ("*", "/gzip"): lambda n: (200, gzip, zlib.compress(b"squeezed", wbits=zlib.MAX_WBITS | 16)),
+        ("*", "/deflate-raw"): lambda n: (200, {"Content-Encoding": "deflate"}, _raw_deflate(b"squeezed")),
+        ("*", "/set-cookie"): lambda n: (200, {"Set-Cookie": "session=secret; Path=/"}, b"ok"),
+        ("*", "/stall"): lambda n: (server.release.wait(), (200, {}, b"late"))[1],
+    }
 
 
-def _serve(host: str) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(host)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def hits(server: RoutedSite, path: str) -> int:
+    return sum(1 for h in list(server.log) if h.path == path)
 
 
 # Servers live for the module (starting and stopping them costs more than the tests); each test
-# gets them with counters reset.
+# gets them with the log and routes reset.
 @pytest.fixture(scope="module")
-def site_server() -> Iterator[LoopbackServer]:
-    yield from _serve("127.0.0.1")
+def servers() -> Iterator[tuple[RoutedSite, RoutedSite]]:
+    with RoutedSite("127.0.0.1") as site, RoutedSite("127.0.0.2") as canary:
+        yield site, canary
 
 
-@pytest.fixture(scope="module")
-def canary_server() -> Iterator[LoopbackServer]:
-    yield from _serve("127.0.0.2")
+def _fresh(server: RoutedSite) -> RoutedSite:
+    server.reset()
+    server.routes.update(routes(server))
+    return server
 
 
 @pytest.fixture
-def site(site_server: LoopbackServer) -> LoopbackServer:
-    site_server.reset()
-    return site_server
+def site(servers: tuple[RoutedSite, RoutedSite]) -> RoutedSite:
+    return _fresh(servers[0])
 
 
 @pytest.fixture
-def canary(canary_server: LoopbackServer) -> LoopbackServer:
-    canary_server.reset()
-    return canary_server
+def canary(servers: tuple[RoutedSite, RoutedSite]) -> RoutedSite:
+    return _fresh(servers[1])
 
 
 def no_dns(overrides: dict[str, Address] | None = None) -> Resolver:
@@ -279,7 +194,7 @@ REFUSED_URLS = [
 
 
 @pytest.mark.parametrize("template", REFUSED_URLS)
-def test_refused_urls_never_reach_the_canary(template: str, canary: LoopbackServer) -> None:
+def test_refused_urls_never_reach_the_canary(template: str, canary: RoutedSite) -> None:
     url = template.format(port=canary.port)
     result = fetch(url, SITE_ONLY)
     assert result.failure == Status.BLOCKED, result
@@ -297,32 +212,32 @@ def test_refused_urls_never_reach_the_canary(template: str, canary: LoopbackServ
         "http://127.2:{port}/ok",
     ],
 )
-def test_odd_ip_forms_mean_the_address_the_os_would_use(template: str, canary: LoopbackServer) -> None:
+def test_odd_ip_forms_mean_the_address_the_os_would_use(template: str, canary: RoutedSite) -> None:
     """Control for the refusals above: once private networks are allowed, these reach 127.0.0.2."""
     result = fetch(template.format(port=canary.port), PRIVATE)
     assert result.ok, result
-    assert canary.hits("/ok") == 1
+    assert hits(canary, "/ok") == 1
 
 
-def test_redirect_to_a_refused_address_is_blocked(site: LoopbackServer, canary: LoopbackServer) -> None:
-    result = fetch(f"http://127.0.0.1:{site.port}/redirect?to=http://127.0.0.2:{canary.port}/ok", SITE_ONLY)
+def test_redirect_to_a_refused_address_is_blocked(site: RoutedSite, canary: RoutedSite) -> None:
+    site.routes[("*", "/redirect")] = redirect(f"http://127.0.0.2:{canary.port}/ok")
+    result = fetch(f"http://127.0.0.1:{site.port}/redirect", SITE_ONLY)
     assert result.failure == Status.BLOCKED
     assert result.url == f"http://127.0.0.2:{canary.port}/ok"
-    assert site.hits("/redirect") == 1
+    assert hits(site, "/redirect") == 1
     assert canary.connections == 0
 
 
-def test_redirect_to_a_name_resolving_to_a_refused_address_is_blocked(
-    site: LoopbackServer, canary: LoopbackServer
-) -> None:
+def test_redirect_to_a_name_resolving_to_a_refused_address_is_blocked(site: RoutedSite, canary: RoutedSite) -> None:
     resolver = no_dns({"acme.example": ("127.0.0.1", site.port), "evil.example": ("127.0.0.2", canary.port)})
-    result = fetch("http://acme.example/redirect?to=http://evil.example/ok", SITE_ONLY, resolver)
+    site.routes[("*", "/redirect")] = redirect("http://evil.example/ok")
+    result = fetch("http://acme.example/redirect", SITE_ONLY, resolver)
     assert result.failure == Status.BLOCKED
     assert "127.0.0.2" in result.detail
     assert canary.connections == 0
 
 
-def test_one_refused_answer_among_good_ones_blocks(site: LoopbackServer, canary: LoopbackServer) -> None:
+def test_one_refused_answer_among_good_ones_blocks(site: RoutedSite, canary: RoutedSite) -> None:
     async def two_answers(host: str, port: int) -> list[Address]:
         return [("127.0.0.1", site.port), ("127.0.0.2", canary.port)]
 
@@ -335,7 +250,7 @@ def test_one_refused_answer_among_good_ones_blocks(site: LoopbackServer, canary:
 # --- pinning, Host header, https fallback ------------------------------------------------------
 
 
-def test_name_is_pinned_to_resolved_address_with_the_real_host_header(site: LoopbackServer) -> None:
+def test_name_is_pinned_to_resolved_address_with_the_real_host_header(site: RoutedSite) -> None:
     resolver = no_dns({"acme.example": ("127.0.0.1", site.port)})
     plain, with_port = fetch_all(["http://acme.example/ok", "http://user:pw@acme.example:8080/ok"], PRIVATE, resolver)
     assert plain.ok, plain
@@ -345,40 +260,41 @@ def test_name_is_pinned_to_resolved_address_with_the_real_host_header(site: Loop
     assert plain.headers["content-length"] == "18"
     assert with_port.ok, with_port
     assert with_port.url == "http://acme.example:8080/ok"  # credentials never end up in results
-    assert [seen.host for seen in site.seen] == ["acme.example", "acme.example:8080"]
-    assert site.seen[0].user_agent == DEFAULT.user_agent
+    assert [h.host for h in site.log] == ["acme.example", "acme.example:8080"]
+    assert site.log[0].user_agent == DEFAULT.user_agent
 
 
-def test_https_falls_back_to_http_when_tls_fails(site: LoopbackServer) -> None:
+def test_https_falls_back_to_http_when_tls_fails(site: RoutedSite) -> None:
     resolver = no_dns({"acme.example": ("127.0.0.1", site.port)})
     result = fetch("https://acme.example/ok", PRIVATE, resolver)
     assert result.ok, result
     assert result.url.startswith("http://acme.example")
-    assert site.hits("/ok") == 1
+    assert hits(site, "/ok") == 1
 
 
-def test_cookies_are_neither_kept_nor_sent(site: LoopbackServer) -> None:
+def test_cookies_are_neither_kept_nor_sent(site: RoutedSite) -> None:
     base = f"http://127.0.0.1:{site.port}"
     results = fetch_all([f"{base}/set-cookie", f"{base}/ok"], SITE_ONLY)
     assert all(result.ok for result in results)
     assert results[0].headers["set-cookie"].startswith("session=")
-    assert [seen.cookie for seen in site.seen] == [None, None]
+    assert [h.cookie for h in site.log] == [None, None]
 
 
 # --- outcomes --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("max_redirects", [5, 2])
-def test_redirect_loop_stops_after_max_redirects(site: LoopbackServer, max_redirects: int) -> None:
+def test_redirect_loop_stops_after_max_redirects(site: RoutedSite, max_redirects: int) -> None:
     policy = FetchPolicy(allowed_networks=("127.0.0.1/32",), max_redirects=max_redirects)
     result = fetch(f"http://127.0.0.1:{site.port}/loop", policy)
     assert result.failure == Status.PROVIDER_ERROR
     assert result.detail == "too many redirects"
-    assert site.hits("/loop") == max_redirects + 1
+    assert hits(site, "/loop") == max_redirects + 1
 
 
-def test_relative_redirect_is_followed(site: LoopbackServer) -> None:
-    result = fetch(f"http://127.0.0.1:{site.port}/redirect?to=/ok", SITE_ONLY)
+def test_relative_redirect_is_followed(site: RoutedSite) -> None:
+    site.routes[("*", "/redirect")] = redirect("/ok")
+    result = fetch(f"http://127.0.0.1:{site.port}/redirect", SITE_ONLY)
     assert result.ok, result
     assert result.url == f"http://127.0.0.1:{site.port}/ok"
 
@@ -394,7 +310,7 @@ def test_relative_redirect_is_followed(site: LoopbackServer) -> None:
         ("/bomb", Status.TOO_LARGE, 200),
     ],
 )
-def test_http_outcomes(site: LoopbackServer, path: str, failure: Status, http_status: int) -> None:
+def test_http_outcomes(site: RoutedSite, path: str, failure: Status, http_status: int) -> None:
     result = fetch(f"http://127.0.0.1:{site.port}{path}", CAPPED)
     assert result.failure == failure, result
     assert result.http_status == http_status
@@ -402,13 +318,13 @@ def test_http_outcomes(site: LoopbackServer, path: str, failure: Status, http_st
 
 
 @pytest.mark.parametrize("path", ["/gzip", "/deflate-raw"])
-def test_compressed_bodies_are_decoded(site: LoopbackServer, path: str) -> None:
+def test_compressed_bodies_are_decoded(site: RoutedSite, path: str) -> None:
     result = fetch(f"http://127.0.0.1:{site.port}{path}", SITE_ONLY)
     assert result.ok, result
     assert result.body == b"squeezed"
 
 
-def test_gzip_bomb_is_cut_without_inflating_it(site: LoopbackServer) -> None:
+def test_gzip_bomb_is_cut_without_inflating_it(site: RoutedSite) -> None:
     url = f"http://127.0.0.1:{site.port}/bomb"
     tracemalloc.start()
     try:
@@ -429,7 +345,7 @@ def test_unresolvable_name_is_not_found() -> None:
     assert result.http_status is None
 
 
-def test_stalled_server_times_out(site: LoopbackServer) -> None:
+def test_stalled_server_times_out(site: RoutedSite) -> None:
     policy = FetchPolicy(allowed_networks=("127.0.0.1/32",), timeout_s=0.5)
     started = time.monotonic()
     result = fetch(f"http://127.0.0.1:{site.port}/stall", policy)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -34,18 +34,28 @@ from glaze_pipeline.core.web.extract.base import (
 from glaze_pipeline.core.web.extract.calibration import confidence
 from glaze_pipeline.core.web.extract.candidate import Candidate, Site
 from glaze_pipeline.core.web.extract.choose import choose
-from glaze_pipeline.core.web.extract.markup import from_links, from_logo, from_meta, from_site, from_title
+from glaze_pipeline.core.web.extract.markup import (
+    from_links,
+    from_logo,
+    from_meta,
+    from_phone_links,
+    from_site,
+    from_title,
+)
 from glaze_pipeline.core.web.extract.structured import from_json_ld, from_microdata_and_rdfa
 from glaze_pipeline.core.web.extract.text import TEXT_METHODS, visible_lines
 
-__all__ = ["EVIDENCE_LIMIT", "METHODS", "Page", "candidates", "decode_html", "extract"]
+__all__ = ["EVIDENCE_LIMIT", "METHODS", "REGIONAL", "Page", "candidates", "decode_html", "extract"]
 
 
-def from_visible_text(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
-    """Every text heuristic over the page's visible lines, split once."""
-    lines = list(ctx.lines) if ctx.lines is not None else visible_lines(doc)
-    for method in TEXT_METHODS:
-        yield from method(lines, ctx)
+def _on_lines(method: Callable[[list[str], Context], Iterator[Clue | None]]) -> Method:
+    """A text heuristic as a method: it reads the page's visible lines, split once per page."""
+
+    def on_page(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
+        return method(list(ctx.lines) if ctx.lines is not None else visible_lines(doc), ctx)
+
+    on_page.__name__ = method.__name__
+    return on_page
 
 
 METHODS: tuple[Method, ...] = (
@@ -54,9 +64,15 @@ METHODS: tuple[Method, ...] = (
     from_meta,
     from_title,
     from_logo,
+    from_phone_links,
     from_links,
-    from_visible_text,
+    *(_on_lines(method) for method in TEXT_METHODS),
     from_site,
+)
+# What reads national phone numbers or postcodes with the site's region: the only methods read again once
+# the pages say which country the site is in.
+REGIONAL = frozenset(
+    {"from_json_ld", "from_microdata_and_rdfa", "from_phone_links", "from_text_phones", "from_addresses"}
 )
 
 _HOME_PATHS = ("", "/index.html", "/index.htm", "/index.php", "/home", "/default.aspx")
@@ -74,29 +90,48 @@ def _is_home(url: str, base_url: str) -> bool:
 
 
 def _base_href(doc: lxml.html.HtmlElement, page_url: str) -> str:
-    base = doc.find(".//base[@href]")
-    return urljoin(page_url, base.get("href", "")) if base is not None else page_url
+    hrefs = doc.xpath("//base/@href")
+    return urljoin(page_url, str(hrefs[0])) if hrefs else page_url
 
 
 Parsed = list[tuple[Page, lxml.html.HtmlElement, tuple[str, ...]]]  # each page, its tree and its visible lines
+Said = list[list[list[Clue]]]  # per page, per method: the clues it found
 
 
-def _clues(parsed: Parsed, base_url: str, region: str | None, guessed: bool) -> list[Clue]:
-    brand, site_host = brand_of(base_url), host_of(base_url).removeprefix("www.")
+def _context(page: Page, doc: lxml.html.HtmlElement, lines: tuple[str, ...], base_url: str, region: str | None,
+             guessed: bool) -> Context:  # fmt: skip
+    return Context(
+        page_url=page.url,
+        base_url=_base_href(doc, page.url),
+        brand=brand_of(base_url),
+        region=region_of(page.url) or region,
+        site_host=host_of(base_url).removeprefix("www."),
+        is_home=_is_home(page.url, base_url),
+        region_guessed=guessed and region_of(page.url) is None,
+        is_about=bool(_ABOUT_PATH.search(urlsplit(page.url).path.lower())),
+        lines=lines,
+    )
+
+
+def _said(parsed: Parsed, base_url: str, region: str | None, guessed: bool, before: Said | None = None) -> Said:
+    """What every method finds on every page; given what they found `before` without a region, only the
+    regional methods read the pages again."""
+    said: Said = []
+    for number, (page, doc, lines) in enumerate(parsed):
+        ctx = _context(page, doc, lines, base_url, region, guessed)
+        said.append([
+            [c for c in method(doc, ctx) if c is not None]
+            if before is None or method.__name__ in REGIONAL
+            else before[number][position]
+            for position, method in enumerate(METHODS)
+        ])  # fmt: skip
+    return said
+
+
+def _clues(said: Said) -> list[Clue]:
     clues: list[Clue] = []
-    for page, doc, lines in parsed:
-        ctx = Context(
-            page_url=page.url,
-            base_url=_base_href(doc, page.url),
-            brand=brand,
-            region=region_of(page.url) or region,
-            site_host=site_host,
-            is_home=_is_home(page.url, base_url),
-            region_guessed=guessed and region_of(page.url) is None,
-            is_about=bool(_ABOUT_PATH.search(urlsplit(page.url).path.lower())),
-            lines=lines,
-        )
-        found = [c for method in METHODS for c in method(doc, ctx) if c is not None]
+    for page in said:
+        found = [c for method in page for c in method]
         # A page that states nothing about a company (an error page, a non-HTML body) gives no website either.
         if any(c.method != "site" for c in found):
             clues.extend(found)
@@ -105,7 +140,8 @@ def _clues(parsed: Parsed, base_url: str, region: str | None, guessed: bool) -> 
 
 def _stated_region(clues: list[Clue], site: Site) -> str | None:
     """The country the site states for itself (its headquarters' address, structured data, geo tags)."""
-    countries = [c for c in choose(clues, site) if c.field == "company_country"]
+    places = [c for c in clues if c.field in ("company_city", "company_country", "company_hq_location")]
+    countries = [c for c in choose(places, site) if c.field == "company_country"]
     # A country named in passing ("offices in Vienna, Austria") is not where the site's numbers belong.
     if countries and (countries[0].methods - {"text", "domain"} or "postal" in countries[0].traits):
         return countries[0].value
@@ -145,13 +181,14 @@ def candidates(pages: Sequence[Page], base_url: str) -> list[Candidate]:
     trees = [(page, doc) for page, doc in ((p, parse_page(p)) for p in pages) if doc is not None]
     parsed = [(page, doc, tuple(visible_lines(doc))) for page, doc in trees]
     region = region_of(base_url)
-    clues = _clues(parsed, base_url, region, guessed=False)
+    said = _said(parsed, base_url, region, guessed=False)
+    clues = _clues(said)
     if region is None:
         # National numbers and addresses can be read once the site says where it is, or its language does.
         if stated := _stated_region(clues, _site(base_url, clues)):
-            clues = _clues(parsed, base_url, stated, guessed=False)
+            clues = _clues(_said(parsed, base_url, stated, guessed=False, before=said))
         elif spoken := _language_region(parsed):
-            clues = _clues(parsed, base_url, spoken, guessed=True)
+            clues = _clues(_said(parsed, base_url, spoken, guessed=True, before=said))
     return choose(clues, _site(base_url, clues))
 
 

@@ -5,7 +5,9 @@ window of up to four short lines joined by commas. The formats are the world's c
 Canadian, Australian, British and Irish addresses; "postcode town" (most of Europe) when a country
 name, a country prefix ("DE-80335") or the site's region says which country; "town PIN" (India);
 "place, [region,] country"; and a "Headquarters" heading followed by "City, Region". What sits
-above an address (a "Headquarters" or a "Branch" heading) travels on as a trait.
+around an address travels on as a trait: a "Headquarters" or a "Branch" heading, a named office listed
+after another ("Cortez Office" after "Farmington Office": a branch), another organisation's email or
+website (its contact block). Phones in text share these headings.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from glaze_pipeline.core.model.fields import COUNTRY_NAMES, normalise_country
-from glaze_pipeline.core.web.extract.base import Clue, Context, clue
+from glaze_pipeline.core.web.extract.base import Clue, Context, brand_of, clue
 
 _US_STATES = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California", "CO": "Colorado",
@@ -100,6 +102,10 @@ _BRANCH_WORDS = re.compile(
 )
 
 
+# Opening hours ("Store Hours", "Distribution Centre: Tue. - Sat. 10am-4pm") head no branch's address.
+_HOURS = re.compile(r"\bhours\b|\d\s*(?:am|pm)\b|\b\d{1,2}[:.]\d{2}\s*[-–]", re.IGNORECASE)
+
+
 def is_hq_line(line: str) -> bool:
     """A line naming the headquarters ("Worldwide Headquarters", "Registered Office & Head Office:").
 
@@ -109,22 +115,62 @@ def is_hq_line(line: str) -> bool:
 
 
 def is_branch_line(line: str) -> bool:
-    return bool(_BRANCH_WORDS.search(line)) and len(line.split()) <= 8
+    """A line naming a branch, a plant or a store; not one giving its opening hours."""
+    return bool(_BRANCH_WORDS.search(line)) and len(line.split()) <= 8 and not _HOURS.search(line)
 
 
-def setting(lines: list[str], index: int, above: int = 6) -> set[str]:
-    """ "hq" or "branch": the nearest heading above a line (within `above` lines) that says which office it is."""
-    for line in reversed(lines[max(0, index - above) : index + 1]):
+_NAMED_OFFICE = re.compile(rf"^({_TOWN})\s+(?i:office|location|studio)\s*:?$")
+
+
+def named_offices(lines: list[str] | tuple[str, ...]) -> dict[int, bool]:
+    """Headings of one office among several ("Cortez Office" above "Cortez, CO 81321"), by line: whether
+    another office was listed before it. Offices listed after the first are its branches: a site lists
+    its head office first."""
+    offices: dict[int, bool] = {}
+    first: str | None = None
+    for index, line in enumerate(lines):
+        if len(line) > 40 or not (match := _NAMED_OFFICE.match(line)) or HQ_WORDS.search(line):
+            continue
+        town = match.group(1).casefold()
+        # The heading names a town only when the address under it does.
+        if any(town in below.casefold() for below in lines[index + 1 : index + 4]):
+            first = first or town
+            offices[index] = town != first
+    return offices
+
+
+def setting(lines: list[str], index: int, above: int = 6, offices: dict[int, bool] | None = None) -> set[str]:
+    """ "hq" or "branch": the nearest heading above a line (within `above` lines) that says which office it is.
+
+    `offices` are the page's named offices (`named_offices`): one listed after the first is a branch.
+    """
+    for at in range(index, max(0, index - above) - 1, -1):
+        line = lines[at]
         if is_hq_line(line):
             return {"hq"}
-        if is_branch_line(line):
+        if is_branch_line(line) or (offices is not None and offices.get(at)):
             return {"branch"}
     return set()
+
+
+_NEARBY_ADDRESS = re.compile(r"[\w.+\-]+@([\w\-]+(?:\.[\w\-]+)+)|\bwww\.([\w\-]+(?:\.[\w\-]+)+)", re.IGNORECASE)
+
+
+def foreign_nearby(lines: list[str], index: int, ctx: Context, after: int = 2) -> bool:
+    """Whether another organisation's email or website sits just above or below: its contact block."""
+    for line in lines[max(0, index - 2) : index + after + 1]:
+        for match in _NEARBY_ADDRESS.finditer(line):
+            domain = (match.group(1) or match.group(2)).lower().rstrip(".")
+            own = domain == ctx.site_host or domain.endswith("." + ctx.site_host)
+            if not own and brand_of("http://" + domain) != ctx.brand:
+                return True
+    return False
 
 
 _BASED_IN = re.compile(r"\b(?:based|located|headquartered|situated)\s+in\s*$", re.IGNORECASE)
 _HQ_HEADING = re.compile(rf"^(?:[\w&.'’\- ]{{0,30}}\s)?(?:{HQ_WORDS.pattern})\s*:?$", re.IGNORECASE)
 _WINDOW_LINES, _SHORT_LINE = 4, 90
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -251,13 +297,18 @@ def _headed(lines: list[str], index: int) -> Address | None:
     return Address(city, None if written else region, country, written, "heading")
 
 
-def _traits(lines: list[str], index: int, before: str, address: Address) -> set[str]:
-    """What the page says above the address: a headquarters heading, a branch, "based in"."""
-    traits = {address.kind} | setting(lines, index)
+def _traits(
+    lines: list[str], index: int, before: str, address: Address, ctx: Context, offices: dict[int, bool]
+) -> set[str]:
+    """What the page says around the address: a headquarters or branch heading, "based in", another
+    organisation's email or website (the address is theirs: an ombudsman's, a regulator's)."""
+    traits = {address.kind} | setting(lines, index, offices=offices)
     if _BASED_IN.search(before):
         traits.add("based-in")
     if address.written_country:
         traits.add("country-stated")
+    if foreign_nearby(lines, index, ctx, after=_WINDOW_LINES):
+        traits.add("foreign")
     return traits
 
 
@@ -274,9 +325,10 @@ def _clues(address: Address, traits: set[str], what: str, place: str, ctx: Conte
 
 def from_addresses(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
     """City, country and location of every address the page writes out, with what the page says above it."""
+    offices = named_offices(lines)
     for index, text, first in _windows(lines):
         found: dict[str, tuple[int, Address]] = {}
-        postal = any(ch.isdigit() for ch in text)  # every postal format has a postcode; a phrase needs a comma
+        postal = _DIGIT.search(text) is not None  # every postal format has a postcode; a phrase needs a comma
         readings = (
             *(_regional(text, first) if postal or "Co." in text else ()),
             *(_british(text, first) if postal else ()),
@@ -292,4 +344,5 @@ def from_addresses(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
         for city, (start, address) in found.items():
             kind = {"postal": "postal address", "phrase": "place and country", "heading": "headquarters heading"}
             place = f"{ctx.page_url}#L{index}:{city}"
-            yield from _clues(address, _traits(lines, index, text[:start], address), kind[address.kind], place, ctx)
+            traits = _traits(lines, index, text[:start], address, ctx, offices)
+            yield from _clues(address, traits, kind[address.kind], place, ctx)

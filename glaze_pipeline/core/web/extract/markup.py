@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import islice
 from urllib.parse import unquote, urljoin, urlsplit
 
 import lxml.html
@@ -129,15 +130,24 @@ def from_title(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None
 # --- links ----------------------------------------------------------------------------------------------
 
 
+def from_phone_links(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
+    """tel: links; a national number needs the site's region to be read."""
+    for anchor in doc.iter("a"):
+        href = (anchor.get("href") or "").strip()
+        if href[:4].lower() == "tel:":
+            traits = {"guessed-region"} if ctx.region_guessed and not href[4:].lstrip().startswith("+") else ()
+            yield clue("company_phone", phone_e164(href[len("tel:") :], ctx.region), "link", "tel link", ctx, traits)
+
+
 def from_links(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]:
+    """mailto: links, Cloudflare-protected addresses and social profiles."""
     for anchor in doc.iter("a"):
         href = (anchor.get("href") or "").strip()
         lowered = href.lower()
         if lowered.startswith("mailto:"):
             yield from emails(unquote(href[len("mailto:") :]), "link", "mailto link", ctx)
         elif lowered.startswith("tel:"):
-            traits = {"guessed-region"} if ctx.region_guessed and not href[4:].lstrip().startswith("+") else ()
-            yield clue("company_phone", phone_e164(href[len("tel:") :], ctx.region), "link", "tel link", ctx, traits)
+            continue  # from_phone_links
         elif "/cdn-cgi/l/email-protection#" in lowered:
             yield from emails(cloudflare_email(href.rsplit("#", 1)[1]), "link", "cloudflare-protected link", ctx)
         elif href:
@@ -166,6 +176,10 @@ _NOT_OUR_LOGO = (
     "youtube", "google", "apple", "appstore", "powered", "carousel", "slide", "testimonial", "press", "featured",
     "affiliat", "gallery",
 )  # fmt: skip
+# A word marks another's logo when it is one of these, or (for stems of five letters or more) starts with one.
+_NOT_OUR_WORD = re.compile(
+    "|".join(s for s in _NOT_OUR_LOGO if len(s) >= 5) + "|(?:" + "|".join(s for s in _NOT_OUR_LOGO if len(s) < 5) + ")$"
+)
 _LOGO_HINT = re.compile(r"logo", re.IGNORECASE)
 _HOME_PATH = re.compile(r"^/?(?:(?:index|home|default)(?:\.\w+)?)?/?$", re.IGNORECASE)
 _MAX_LOGO_CANDIDATES = 6
@@ -173,23 +187,29 @@ _MAX_LOGO_CANDIDATES = 6
 
 def _describes(element: lxml.html.HtmlElement) -> str:
     parts = [element.get(a) or "" for a in ("src", "alt", "class", "id", "title")]
-    for parent in list(element.iterancestors())[:3]:
+    for parent in islice(element.iterancestors(), 3):
         parts += [parent.get("class") or "", parent.get("id") or ""]
     return " ".join(parts)
 
 
 def _not_ours(element: lxml.html.HtmlElement, src: str, brand: str) -> bool:
     """Whether the file name, class or id words mark another organisation's mark (never the alt prose)."""
-    named = [*src.rsplit("/", 2)[-2:], element.get("class") or "", element.get("id") or ""]
-    for parent in list(element.iterancestors())[:3]:
+    # The domain serving the image counts too: google.com/uds/css/small-logo.png is Google's mark.
+    named = [*src.rsplit("/", 2)[-2:], brand_of(src), element.get("class") or "", element.get("id") or ""]
+    for parent in islice(element.iterancestors(), 3):
         named += [parent.get("class") or "", parent.get("id") or ""]
     words = {w for w in re.split(r"[^a-z]+", " ".join(named).lower()) if w and w != brand}
-    return any(w == stem or (len(stem) >= 5 and w.startswith(stem)) for w in words for stem in _NOT_OUR_LOGO)
+    return any(_NOT_OUR_WORD.match(w) for w in words)
 
 
 def _link_target(element: lxml.html.HtmlElement, ctx: Context) -> str | None:
     anchor = next((a for a in element.iterancestors("a")), None)
     return urljoin(ctx.base_url, anchor.get("href") or "") if anchor is not None else None
+
+
+def _brand_file(src: str, ctx: Context) -> bool:
+    """An image whose file is named after the brand ("acme-2x.png" on acme.com)."""
+    return bool(ctx.brand) and len(ctx.brand) >= 4 and ctx.brand in compact(src.rsplit("/", 1)[-1])
 
 
 def _logo_traits(image: lxml.html.HtmlElement, src: str, ctx: Context) -> set[str]:
@@ -202,11 +222,9 @@ def _logo_traits(image: lxml.html.HtmlElement, src: str, ctx: Context) -> set[st
             traits.add("offsite")  # a partner's or a client's mark, linking to their own site
         elif host_of(target).removeprefix("www.") == ctx.site_host and _HOME_PATH.match(urlsplit(target).path):
             traits.add("home-link")
-    if any(
-        a.tag == "header" or "header" in (a.get("id") or "") + (a.get("class") or "") for a in image.iterancestors()
-    ):
+    if image.xpath("boolean(ancestor::header | ancestor::*[contains(concat(@id, @class), 'header')])"):
         traits.add("header")
-    if ctx.brand and len(ctx.brand) >= 4 and ctx.brand in compact(src.rsplit("/", 1)[-1]):
+    if _brand_file(src, ctx):
         traits.add("brand")
     if _not_ours(image, src, ctx.brand):
         traits.add("not-ours")
@@ -220,9 +238,9 @@ def from_logo(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | None]
         src = image.get("src") or image.get("data-src") or ""
         if not src or src.startswith("data:"):
             continue
-        traits = _logo_traits(image, src, ctx)
-        if not _LOGO_HINT.search(_describes(image)) and "brand" not in traits:
+        if not _LOGO_HINT.search(_describes(image)) and not _brand_file(src, ctx):
             continue
+        traits = _logo_traits(image, src, ctx)
         found = clue("company_logo_url", urljoin(ctx.base_url, src), "logo", "logo image", ctx, traits)
         if found is None:
             continue

@@ -116,6 +116,7 @@ def _phone_flavour(c: Candidate) -> str:
     return "labelled" if _labelled(c) else "plain"
 
 
+_PLACES = ("company_city", "company_country", "company_hq_location")
 _PLACE_KIND = {"structured": 3, "heading": 3, "postal": 3, "meta": 2, "phrase": 1}
 
 
@@ -126,6 +127,7 @@ def _place_kind(c: Candidate) -> int:
 
 
 _PLACE_RULES: list[Rule] = [
+    ("an address in another organisation's contact block", lambda c: not _everywhere("foreign")(c)),
     ("not the headquarters", lambda c: "hq" in c.traits),
     ("a branch or division's address", lambda c: "branch" not in c.traits or "hq" in c.traits),
     ("named in passing, not in a postal address", _place_kind),
@@ -134,6 +136,8 @@ _PLACE_RULES: list[Rule] = [
 
 
 def _place_flavour(c: Candidate) -> str:
+    if _everywhere("foreign")(c):
+        return "foreign"
     if "hq" in c.traits:
         return "hq"
     if "branch" in c.traits:
@@ -231,7 +235,7 @@ def field_rules(field_name: str, site: Site) -> list[Rule]:
         return _email_rules(site)
     if field_name == "company_phone":
         return _PHONE_RULES
-    if field_name in ("company_city", "company_country", "company_hq_location"):
+    if field_name in _PLACES:
         return _PLACE_RULES
     if field_name == "company_name":
         return _name_rules(site)
@@ -257,7 +261,7 @@ def flavour(c: Candidate, site: Site) -> str:
         return _email_flavour(c, site)
     if f == "company_phone":
         return _phone_flavour(c)
-    if f in ("company_city", "company_country", "company_hq_location"):
+    if f in _PLACES:
         return _place_flavour(c)
     if f == "company_name":
         return _name_flavour(c, site)
@@ -289,6 +293,8 @@ def disqualified(candidate: Candidate, site: Site) -> str | None:
         return "a number in another organisation's contact block"
     if f == "company_phone" and _everywhere("fax")(candidate):
         return "a number the page labels fax"
+    if f in _PLACES and _everywhere("foreign")(candidate):
+        return "an address in another organisation's contact block"
     if f == "company_logo_url" and candidate.traits & {"offsite", "not-ours"}:
         return "another organisation's logo (a client, partner or badge)"
     return None

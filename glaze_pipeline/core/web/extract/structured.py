@@ -171,8 +171,9 @@ def from_json_ld(doc: lxml.html.HtmlElement, ctx: Context) -> Iterator[Clue | No
 
 
 def _has_markup(doc: lxml.html.HtmlElement) -> tuple[bool, bool]:
-    microdata = doc.find(".//*[@itemscope]") is not None
-    rdfa = doc.find(".//*[@typeof]") is not None or doc.find(".//*[@vocab]") is not None
+    # XPath runs in libxml2; ElementPath's find() would walk the tree in Python.
+    microdata = bool(doc.xpath("boolean(//*[@itemscope])"))
+    rdfa = bool(doc.xpath("boolean(//*[@typeof] | //*[@vocab])"))
     return microdata, rdfa
 
 

@@ -16,7 +16,7 @@ import lxml.etree
 import lxml.html
 import phonenumbers
 
-from glaze_pipeline.core.web.extract.addresses import from_addresses, setting
+from glaze_pipeline.core.web.extract.addresses import foreign_nearby, from_addresses, named_offices, setting
 from glaze_pipeline.core.web.extract.base import Clue, Context, brand_of, clue, compact, emails
 
 # Not "head": libxml2 leaves HTML5 elements it does not know (<footer>) there when no <body> came first.
@@ -101,22 +101,13 @@ _PHONE_WORDS = (
 _PHONE_LABEL = re.compile(rf"\b(?:{_PHONE_WORDS})\b\.?\s*(?:number|no\.?)?\s*[:\-]?\s*(?:\(?\w+\)?\s*)?$", re.I)
 _FAX_BEFORE = re.compile(r"\b(?:fax|telefax|facsimile|f)\b\.?\s*(?:number|no\.?)?\s*[:\-]?\s*$", re.IGNORECASE)
 _FAX_AFTER = re.compile(r"^\s*[\(\[]?\s*(?:fax|telefax|facsimile)\b", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 _BARE_LABEL = re.compile(rf"^(?:(?P<fax>fax|telefax)|{_PHONE_WORDS})\.?\s*(?:number|no\.?)?\s*:?$", re.IGNORECASE)
-_NEARBY_ADDRESS = re.compile(r"[\w.+\-]+@([\w\-]+(?:\.[\w\-]+)+)|\bwww\.([\w\-]+(?:\.[\w\-]+)+)", re.IGNORECASE)
 
 
-def _foreign_nearby(lines: list[str], index: int, ctx: Context) -> bool:
-    """Whether another organisation's email or website sits within two lines: its block, so its number."""
-    for line in lines[max(0, index - 2) : index + 3]:
-        for match in _NEARBY_ADDRESS.finditer(line):
-            domain = (match.group(1) or match.group(2)).lower().rstrip(".")
-            own = domain == ctx.site_host or domain.endswith("." + ctx.site_host)
-            if not own and brand_of("http://" + domain) != ctx.brand:
-                return True
-    return False
-
-
-def _phone_traits(lines: list[str], index: int, before: str, after: str, ctx: Context, number: str) -> set[str]:
+def _phone_traits(
+    lines: list[str], index: int, before: str, after: str, ctx: Context, number: str, offices: dict[int, bool]
+) -> set[str]:
     """What labels the number: a fax label before or after it, a phone label, a headquarters heading above."""
     traits = set()
     previous = _BARE_LABEL.match(lines[index - 1]) if index and not before.strip() else None
@@ -124,8 +115,8 @@ def _phone_traits(lines: list[str], index: int, before: str, after: str, ctx: Co
         traits.add("fax")
     elif _PHONE_LABEL.search(before) or previous:
         traits.add("labelled")
-    traits |= setting(lines, index, above=8)
-    if _foreign_nearby(lines, index, ctx):
+    traits |= setting(lines, index, above=8, offices=offices)
+    if foreign_nearby(lines, index, ctx):
         traits.add("foreign")
     if ctx.region_guessed and not number.lstrip().startswith(("+", "00")):
         traits.add("guessed-region")
@@ -135,14 +126,16 @@ def _phone_traits(lines: list[str], index: int, before: str, after: str, ctx: Co
 def from_text_phones(lines: list[str], ctx: Context) -> Iterator[Clue | None]:
     """Numbers phonenumbers finds valid for the site's region (international ones anywhere), with their labels."""
     region = ctx.region or "ZZ"  # ZZ: unknown region, so only +country-code numbers match
+    offices = named_offices(lines)
     for index, line in enumerate(lines):
-        if not any(ch.isdigit() for ch in line):
+        # Without a region only a number written with its plus sign (or a full-width one) can match.
+        if _DIGIT.search(line) is None or (region == "ZZ" and "+" not in line and "\uff0b" not in line):
             continue
         for match in phonenumbers.PhoneNumberMatcher(line, region, leniency=phonenumbers.Leniency.VALID):
             before, after = line[max(0, match.start - 30) : match.start], line[match.end : match.end + 15]
             if re.search(r"\b(?:since|seit|depuis|founded|©)\s*$|\d[./]$", before, re.IGNORECASE):
                 continue  # a year or a date read as a number
-            traits = _phone_traits(lines, index, before, after, ctx, match.raw_string)
+            traits = _phone_traits(lines, index, before, after, ctx, match.raw_string, offices)
             number = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
             yield clue("company_phone", number, "text", "phone in text", ctx, traits)
 
