@@ -405,6 +405,8 @@ def test_console_refuses_forms_from_another_origin_and_sockets_without_a_key(api
     assert same.status_code == 303 and "HttpOnly" in same.headers["set-cookie"]
     assert "SameSite=strict" in same.headers["set-cookie"]
     url = api.url.replace("http://", "ws://") + f"/v1/enrich/{uuid.uuid4()}/events"
-    with pytest.raises(InvalidStatus):  # refused at the handshake: no socket without a key
-        with ws_connect(url, additional_headers={"X-API-Key": "wrong"}, open_timeout=10):
-            pass
+    with (  # refused at the handshake: no socket without a key
+        pytest.raises(InvalidStatus),
+        ws_connect(url, additional_headers={"X-API-Key": "wrong"}, open_timeout=10),
+    ):
+        pass
