@@ -498,6 +498,88 @@ def result_frame(columns: list[str], rows: list[tuple[object, ...]]) -> pl.DataF
     return pl.DataFrame(cells, schema=columns, orient="row", infer_schema_length=None)
 
 
+# --- the HTTP API ---------------------------------------------------------------------------------------
+
+
+@main.command("api")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind; keep it local or behind a proxy."
+)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="uvicorn worker processes.")
+def api_cmd(host: str, port: int, workers: int) -> None:
+    """Serve the single-record API, table uploads and the console (docs at /docs)."""
+    import uvicorn
+
+    s = _settings()
+    open_database(s)  # migrations before the first request, and one clear error if Postgres is unreachable
+    console.print(f"glaze API on http://{host}:{port} · docs http://{host}:{port}/docs · console http://{host}:{port}/")
+    uvicorn.run(
+        "glaze_pipeline.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@main.group("keys")
+def keys_cmd() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys_cmd.command("create")
+@click.argument("name")
+@click.option("--rate-per-min", default=300, show_default=True, help="Requests per minute this key may make.")
+@click.option("--burst", default=30, show_default=True, help="Requests allowed back to back after a quiet spell.")
+@click.option(
+    "--daily-cap", "daily_cap", default=5.0, show_default=True, help="USD its requests may spend per UTC day."
+)
+def keys_create(name: str, rate_per_min: int, burst: int, daily_cap: float) -> None:
+    """Create a key for NAME and print it once: glaze keeps only its hash."""
+    from glaze_pipeline.core.storage.api_keys import create_key
+
+    with database(_settings()) as conn:
+        key, token = create_key(conn, name, rate_per_min=rate_per_min, burst=burst, daily_cap_usd=daily_cap)
+    console.print(f"key [bold]{key.key_id}[/] for {key.name}: {key.rate_per_min}/min, ${key.daily_cap_usd:g} a day")
+    console.print("Store it now; it is not shown again. Send it as the X-API-Key header:")
+    click.echo(token)
+
+
+@keys_cmd.command("list")
+def keys_list() -> None:
+    """Key ids, names, limits and whether they are revoked (never the keys)."""
+    from glaze_pipeline.core.storage.api_keys import list_keys
+
+    with database(_settings()) as conn:
+        keys = list_keys(conn)
+    table = Table("key_id", "name", "rate/min", "burst", "daily cap", "created", "revoked")
+    for k in keys:
+        table.add_row(
+            k.key_id,
+            k.name,
+            str(k.rate_per_min),
+            str(k.burst),
+            f"${k.daily_cap_usd:g}",
+            k.created_at.strftime("%Y-%m-%d %H:%M"),
+            k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "-",
+        )
+    out.print(table)
+
+
+@keys_cmd.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke KEY_ID for good: its next request gets 401."""
+    from glaze_pipeline.core.storage.api_keys import revoke_key
+
+    with database(_settings()) as conn:
+        key = revoke_key(conn, key_id)
+    console.print(f"key {key.key_id} ({key.name}) revoked")
+
+
 @main.command(
     "dbt",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},

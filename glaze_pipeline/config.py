@@ -77,6 +77,16 @@ class RetrySettings:
     breaker_cooldown_s: float = 30.0
 
 
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The single-record API and its sensor: how long to hold a request open, upload size, the UI's address."""
+
+    requests_wait_s: float = 4.0  # the requests sensor listens this long for new requests within one tick
+    max_wait_s: float = 30.0  # the most `?wait=` may hold a POST open
+    max_upload_bytes: int = 100 * 1024 * 1024
+    dagster_url: str = "http://127.0.0.1:3000"  # runs link to {dagster_url}/runs/<run id>
+
+
 # Defaults per paid provider: price per billed call, rate per second and per minute, concurrency, burst.
 _API_DEFAULTS: dict[str, tuple[str, float, float, float, int, int]] = {
     "linkedin": ("https://web-scraping-api2.p.rapidapi.com", 0.01, 5.0, 0.0, 8, 1),
@@ -127,6 +137,7 @@ class Settings:
     sql_max_rows: int = 10_000  # the most rows one read-only query returns (glaze sql, the API)
     upload_limits: UploadLimits = field(default_factory=UploadLimits)
     run_lost_after_s: float = 180.0  # a running table with no sign of life for this long is marked failed
+    api: ServiceSettings = field(default_factory=lambda: ServiceSettings())
 
     @property
     def dagster_home(self) -> Path:
@@ -282,4 +293,10 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         sql_max_rows=sql_max_rows,
         upload_limits=_upload_limits(env),
         run_lost_after_s=run_lost_after_s,
+        api=ServiceSettings(
+            requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
+            max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),
+            max_upload_bytes=max(1, _int(env, "GLAZE_API_MAX_UPLOAD_MB", 100)) * 1024 * 1024,
+            dagster_url=(env.get("GLAZE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        ),
     )

@@ -31,6 +31,16 @@ telemetry:
 run_monitoring:
   enabled: true
   start_timeout_seconds: 180
+# The requests sensor listens within its tick (GLAZE_REQUESTS_WAIT_S): sensors run side by side, and
+# queued runs start within a second, so an API request waits for neither.
+sensors:
+  use_threads: true
+  num_workers: 4
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
 """
 _CLI_INSTANCE_YAML = """\
 # Written by glaze: the instance in the folder above, as `glaze enrich` uses it for its in-process runs.

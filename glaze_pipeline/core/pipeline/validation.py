@@ -15,7 +15,7 @@ import polars as pl
 from pandera.errors import SchemaErrors
 
 from glaze_pipeline.core.model.fields import CATALOG, FIELD_NAMES, EntityType
-from glaze_pipeline.core.model.records import RECORD_KEY_COLUMNS
+from glaze_pipeline.core.model.records import RECORD_KEY_COLUMNS, record_schema
 from glaze_pipeline.core.model.status import Status, row_status_of
 
 ROW_STATUSES = [s.value for s in Status]
@@ -55,8 +55,40 @@ def _failure_cases(records: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(schema={"failure_case": pl.String, "column": pl.String, "check": pl.String, "index": pl.Int32})
 
 
+def passes_every_check(records: pl.DataFrame) -> bool:
+    """The rules of `record_model`, in one vectorised pass: a table that passes needs no per-check report.
+
+    pandera runs each check as its own query (a few milliseconds each, most of a single record's time);
+    this pass costs one query, and pandera still explains whatever fails it.
+    """
+    if dict(records.schema) != record_schema():
+        return False  # a missing, extra or mistyped column: pandera says which
+    rules = [
+        pl.col("row_key").is_not_null().all() & pl.col("row_key").is_unique().all(),
+        pl.col("input_url").is_not_null().all() & pl.col("provenance").is_not_null().all(),
+        (pl.col("normalized_url").is_not_null() & pl.col("normalized_url").str.starts_with("http")).all(),
+        (pl.col("entity_type").is_not_null() & pl.col("entity_type").is_in([e.value for e in EntityType])).all(),
+        (pl.col("cost_usd").is_not_null() & (pl.col("cost_usd") >= 0)).all(),
+        (pl.col("status").is_not_null() & pl.col("status").is_in(ROW_STATUSES)).all(),
+    ]
+    for name in FIELD_NAMES:
+        spec = CATALOG[name]
+        cell = pl.col(name).str.len_chars().is_between(1, spec.max_length)
+        if spec.pattern:
+            cell = cell & pl.col(name).str.contains(
+                spec.pattern if spec.pattern.startswith("^") else "^" + spec.pattern
+            )
+        rules.append((pl.col(name).is_null() | cell).all())
+    return records.is_empty() or all(records.select(rules).row(0))
+
+
 def validate_records(records: pl.DataFrame) -> ValidationResult:
     """Validate row by row; clear bad field cells and explain them instead of dropping rows."""
+    if passes_every_check(records):
+        empty = pl.DataFrame(
+            schema={"failure_case": pl.String, "column": pl.String, "check": pl.String, "index": pl.Int32}
+        )
+        return ValidationResult(records, pl.DataFrame(schema={"row_key": pl.String, "reasons": pl.String}), empty)
     cases = _failure_cases(records)
     if cases.is_empty():
         return ValidationResult(records, pl.DataFrame(schema={"row_key": pl.String, "reasons": pl.String}), cases)

@@ -86,6 +86,20 @@ end
 return 1
 """
 
+# Admission without waiting (the API's per-key request limit): the same GCRA slot as _RESERVE, but a
+# request that would have to wait is refused and moves nothing, so hammering does not push the slot on.
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(tat, now - tolerance)
+if start > now then return string.format('%.0f', start - now) end
+local next_tat = start + interval
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 60000)
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -140,6 +154,7 @@ class RateLimiter:
         self._local_held = 0
         self._reserve_script = client.register_script(_RESERVE) if client is not None else None
         self._defer_script = client.register_script(_DEFER) if client is not None else None
+        self._admit_script = client.register_script(_ADMIT) if client is not None else None
 
     @property
     def mode(self) -> LimiterMode:
@@ -173,6 +188,26 @@ class RateLimiter:
             yield
         finally:
             self._release()
+
+    async def admit(self) -> float:
+        """Take a slot now if one is free: 0.0, or the seconds until the next one (nothing taken then)."""
+        if self._admit_script is not None and self.degraded_reason is None:
+            limits = self.limits
+            try:
+                wait_us = await self._admit_script(
+                    keys=self._keys[:1],
+                    args=[int(limits.interval_s * 1e6), int((limits.burst - 1) * limits.interval_s * 1e6)],
+                )
+                return int(wait_us) / 1e6
+            except redis.RedisError as exc:
+                self._degrade(exc)
+        limits = self.limits if self.client is None else self.limits.share(self.fallback_workers)
+        now = asyncio.get_running_loop().time()
+        start = max(self._local_tat, now - (limits.burst - 1) * limits.interval_s)
+        if start > now:
+            return start - now
+        self._local_tat = start + limits.interval_s
+        return 0.0
 
     async def defer(self, seconds: float) -> None:
         """The provider said Retry-After: nobody, in any process, starts a request before then."""

@@ -77,7 +77,13 @@ def purge_entity(conn: psycopg.Connection, row_key: str, urls: Sequence[str]) ->
         (row_key, [t for t, _, _ in gone], [n for _, n, _ in gone]),
     ).rowcount
     _shrink_counts(conn, gone)
-    removed["glaze.requests"] = _delete(conn, "requests", "input_url = ANY(%s)", (list(urls),))
+    # A single-record request keeps its key, cost and times (a key's daily cap sums them); not whom it was about.
+    removed["glaze.requests erased (cost kept)"] = conn.execute(
+        """UPDATE glaze.requests SET input_url = 'erased', normalized_url = NULL, row_key = NULL, result = NULL,
+               error = NULL, body_hash = NULL
+           WHERE row_key = %s OR input_url = ANY(%s) OR normalized_url = ANY(%s)""",
+        (row_key, list(urls), list(urls)),
+    ).rowcount
     removed["glaze.provider_calls answers blanked"] = _blank_ledger(conn, [row_key], urls)
     return removed
 

@@ -11,7 +11,7 @@ import pytest
 from glaze_pipeline.core.model.fields import FIELD_NAMES
 from glaze_pipeline.core.model.records import record_schema
 from glaze_pipeline.core.model.status import Status
-from glaze_pipeline.core.pipeline.validation import check_table, validate_records
+from glaze_pipeline.core.pipeline.validation import check_table, passes_every_check, validate_records
 
 
 def record(key: str, **values: str | None) -> dict[str, Any]:
@@ -201,3 +201,42 @@ def test_check_table_of_an_empty_table_passes() -> None:
     verdict = check_table(records(), 0, 0.0)
     assert verdict.passed
     assert verdict.reject_rate == 0.0
+
+
+# --- the one-pass check agrees with pandera ---------------------------------------------------------
+
+
+BREAKAGES = {
+    "bad email": lambda f: f.with_columns(
+        pl.when(pl.col("row_key") == "b")
+        .then(pl.lit("not-an-email"))
+        .otherwise(pl.col("company_email"))
+        .alias("company_email")
+    ),
+    "empty value": lambda f: f.with_columns(pl.lit("").alias("company_name")),
+    "too long": lambda f: f.with_columns(pl.lit("x" * 5000).alias("company_description")),
+    "country not a code": lambda f: f.with_columns(pl.lit("Germany").alias("company_country")),
+    "duplicate key": lambda f: f.with_columns(pl.lit("a").alias("row_key")),
+    "null key": lambda f: f.with_columns(pl.lit(None, pl.String).alias("row_key")),
+    "url without scheme": lambda f: f.with_columns(pl.lit("acme.example").alias("normalized_url")),
+    "unknown entity type": lambda f: f.with_columns(pl.lit("planet").alias("entity_type")),
+    "negative cost": lambda f: f.with_columns(pl.lit(-0.5).alias("cost_usd")),
+    "unknown status": lambda f: f.with_columns(pl.lit("great").alias("status")),
+    "null status": lambda f: f.with_columns(pl.lit(None, pl.String).alias("status")),
+    "extra column": lambda f: f.with_columns(pl.lit(1).alias("surprise")),
+    "missing column": lambda f: f.drop("company_phone"),
+    "mistyped column": lambda f: f.with_columns(pl.col("cost_usd").cast(pl.String)),
+}
+
+
+def test_one_pass_check_passes_what_pandera_passes():
+    table = clean_table()
+    assert passes_every_check(table) and validate_records(table).failure_cases.is_empty()
+    assert passes_every_check(records())
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_one_pass_check_fails_whatever_pandera_fails(breakage):
+    broken = BREAKAGES[breakage](clean_table())
+    assert not passes_every_check(broken)
+    assert not validate_records(broken).failure_cases.is_empty()  # pandera then says what failed

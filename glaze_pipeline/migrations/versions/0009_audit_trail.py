@@ -1,14 +1,14 @@
 """The audit trail keeps every candidate (two values of one provider no longer collide), marks the chosen one
 and says why the others lost; a table remembers which fields its next run asks for.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 
 
 def upgrade() -> None:
