@@ -48,6 +48,6 @@ bench: setup
 dev: setup  ## Dagster UI + daemon on this project, with the servers
 	$(VENV)/bin/glaze dev
 
-clean:
+clean:  ## stop the servers and remove the venv and tools (the data in GLAZE_HOME stays)
 	-$(VENV)/bin/glaze services down
 	rm -rf $(VENV) .tools .glaze dbt/target dbt/logs

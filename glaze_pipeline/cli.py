@@ -16,14 +16,15 @@ import polars as pl
 import psycopg
 from rich.table import Table
 
+from glaze_pipeline import logs
 from glaze_pipeline.config import PACKAGE_DIR, Settings, settings
 from glaze_pipeline.core.intake.export import export_frame, write_export
 from glaze_pipeline.core.intake.tables import (
     TableNotFound,
     TableStatus,
+    ask_for_fields,
     list_tables,
     set_status,
-    set_wanted_fields,
     table_info,
 )
 from glaze_pipeline.core.intake.uploads import Uploaded, upload_file
@@ -31,7 +32,17 @@ from glaze_pipeline.core.model.fields import ALL_FIELDS, FIELD_NAMES, parse_want
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database
 from glaze_pipeline.core.storage import db, readonly, services
 from glaze_pipeline.errors import UserFacingError
-from glaze_pipeline.terminal import console, database, enrich_table, out, print_rows
+from glaze_pipeline.terminal import (
+    console,
+    coverage_notes,
+    database,
+    enrich_table,
+    follow_run,
+    out,
+    print_rows,
+    print_summary,
+    refresh_marts_now,
+)
 
 DEBUG = "glaze.debug"
 
@@ -64,13 +75,16 @@ def _settings() -> Settings:
 
 
 @click.group(cls=GlazeGroup)
-@click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Log info and debug detail to stderr (default: warnings).")
 @click.option("--debug", is_flag=True, help="Show the traceback behind an error message.")
 @click.pass_context
 def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
-    """glaze-pipeline: enrich tables of company and person URLs through a provider waterfall."""
+    """glaze-pipeline: enrich tables of company and person URLs through a provider waterfall.
+
+    Logs go to stderr as JSON lines; results go to stdout.
+    """
     ctx.meta[DEBUG] = debug
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logs.configure("cli", _settings(), level=logging.DEBUG if verbose else logging.WARNING)
 
 
 # --- services --------------------------------------------------------------------------------------
@@ -207,8 +221,8 @@ def enrich(
                 table_id = table_info(conn, source).table_id
             except TableNotFound as exc:
                 raise UsageProblem(f"{source!r} is neither a file nor an uploaded table id") from exc
-            if wanted is not None:  # re-run an uploaded table for other fields
-                set_wanted_fields(conn, table_id, wanted)
+            if wanted is not None:  # an enriched table gains these fields, and the run asks only for them
+                ask_for_fields(conn, table_id, wanted)
             if not dry_run:
                 set_status(conn, table_id, TableStatus.RUNNING)
     if dry_run:
@@ -234,6 +248,8 @@ def dry_run_table(s: Settings, table_id: str) -> None:
         )
     out.print(table)
     total = sum(e.cost_usd for e in estimates)
+    for field, why in coverage_notes(s, table_id, asked_only=True).items():
+        console.print(f"[yellow]note[/] {field}: {why}")
     out.print(
         f"dry run of table {table_id}: no paid provider was called. Estimated cost at most ${total:.4f}"
         f" (budget ${s.max_cost_usd:g} per run, ${s.max_cost_per_row_usd:g} per row).\n"
@@ -284,7 +300,7 @@ def tables_cmd() -> None:
     """List uploaded tables with their row counts and status (and why, for a failed one)."""
     s = _settings()
     repair_tables(s)
-    with database(s) as conn:
+    with database(s, create=False) as conn:
         infos = list_tables(conn)
     table = Table("table_id", "rows in", "accepted", "rejected", "duplicates", "status", "uploaded", "reason")
     for i in infos:
@@ -306,6 +322,8 @@ def repair_tables(s: Settings) -> None:
     from glaze_pipeline.defs.lifecycle.runs import repair_tables as repair
     from glaze_pipeline.runner import dagster_instance
 
+    if not services.database_exists(s):
+        return  # a home with no database yet has nothing to repair (and is not created just to look)
     with database(s) as conn:
         for r in repair(dagster_instance(s), conn, s.run_lost_after_s):
             console.print(f"[yellow]table {r.table_id} {r.action}[/]: {r.reason}")
@@ -321,12 +339,98 @@ def repair_tables(s: Settings) -> None:
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists, even the file the table was uploaded from.")
 def export(table_id: str, fmt: str, output: Path, explain: bool, force: bool) -> None:
     """Write the user's rows (same order, duplicates included) plus enriched columns, their confidence, glaze_status."""
-    with database(_settings()) as conn:
+    with database(_settings(), create=False) as conn:
         info = table_info(conn, table_id)
         frame = export_frame(conn, info, explain=explain)
     inputs = (Path(info.source_file),) if info.source_file else ()
     write_export(frame, output, fmt, force=force, inputs=inputs)
     console.print(f"wrote {frame.height} rows × {frame.width} columns to {output}")
+
+
+# --- status and lifecycle -------------------------------------------------------------------------------
+
+
+@main.command("status")
+@click.argument("table_id")
+@click.option("--follow/--no-follow", default=True, show_default=True, help="While a run is going, show its progress.")
+def status_cmd(table_id: str, follow: bool) -> None:
+    """Coverage by field and cost by provider of TABLE_ID, after a live progress bar while a run is going."""
+    s = _settings()
+    with database(s, create=False) as conn:
+        table_info(conn, table_id)  # an unknown table is a clear error before anything else
+    run_id = follow_run(s, table_id) if follow else None
+    print_summary(s, table_id, run_id, coverage_notes(s, table_id))
+
+
+def _confirm(yes: bool, question: str) -> None:
+    if not yes and not click.confirm(question, default=False, err=True):
+        raise UsageProblem("nothing removed")
+
+
+def _no_run_going(s: Settings, table_id: str | None) -> None:
+    from glaze_pipeline.runner import dagster_instance, partition_runs, runs_going
+
+    instance = dagster_instance(s)
+    going = partition_runs(instance, table_id, going=True) if table_id else runs_going(instance)
+    if going:
+        what = f"table {table_id}" if table_id else "a table"
+        raise UsageProblem(
+            f"run {going[0].run_id[:8]} of {what} is still going; wait for it or terminate it in the UI, then try again"
+        )
+
+
+def _print_removed(title: str, lines: list[str]) -> None:
+    out.print(title)
+    for line in lines:
+        out.print(f"  {line}")
+
+
+_no_marts = click.option("--no-marts", is_flag=True, help="Do not rebuild the SQL marts afterwards.")
+
+
+@main.command("delete")
+@click.argument("table_id")
+@click.option("--yes", is_flag=True, help="Do not ask before removing.")
+@_no_marts
+def delete_cmd(table_id: str, yes: bool, no_marts: bool) -> None:
+    """Remove TABLE_ID everywhere: its Dagster partition and runs, input rows, records, field values, rejects,
+    stage files and the cached answers only it used. The ledger keeps what was paid, not what was answered."""
+    from glaze_pipeline.core.pipeline.removal import delete_table
+    from glaze_pipeline.core.pipeline.runtime import open_runtime
+    from glaze_pipeline.runner import dagster_instance, forget_partition
+
+    s = _settings()
+    with database(s, create=False) as conn:
+        table_info(conn, table_id)
+    _no_run_going(s, table_id)
+    _confirm(yes, f"Remove table {table_id} and everything glaze holds for it?")
+    with open_runtime(s) as runtime:
+        removed = delete_table(runtime, table_id)
+    removed.counts["Dagster runs"] = forget_partition(dagster_instance(s), table_id)
+    _print_removed(f"deleted table {table_id}:", removed.lines())
+    if not no_marts:  # the marts are tables built from what was there: rebuilt, they hold it no longer
+        refresh_marts_now(s)
+
+
+@main.command("purge")
+@click.option("--entity", "url", required=True, help="The company's or person's URL, as it was uploaded.")
+@click.option("--yes", is_flag=True, help="Do not ask before removing.")
+@_no_marts
+def purge_cmd(url: str, yes: bool, no_marts: bool) -> None:
+    """Remove one company or person from every table, the cache, the ledger's stored answers and the stage
+    files (a right-to-erasure request), and print what was removed. The ledger keeps what each call cost."""
+    from glaze_pipeline.core.pipeline.removal import purge_entity
+    from glaze_pipeline.core.pipeline.runtime import open_runtime
+
+    s = _settings()
+    open_database(s, create=False)
+    _no_run_going(s, None)
+    _confirm(yes, f"Remove {url} from every table, the cache and the ledger's answers?")
+    with open_runtime(s) as runtime:
+        removed = purge_entity(runtime, url)
+    _print_removed(f"purged {url}:", removed.lines())
+    if not no_marts:
+        refresh_marts_now(s)
 
 
 # --- SQL ----------------------------------------------------------------------------------------------
@@ -369,7 +473,8 @@ def sql_cmd(query: str | None, use_duckdb: bool, limit: int, output: Path | None
     if use_duckdb:
         result = readonly.query_stage_files(s.stages, query, max_rows=cap, exports=s.exports)
     else:
-        result = readonly.run_query(open_database(s), query, max_rows=cap, readonly_url=s.readonly_database_url)
+        url = open_database(s, create=False)
+        result = readonly.run_query(url, query, max_rows=cap, readonly_url=s.readonly_database_url)
     if output is None:
         print_rows(result.columns, result.rows, limit)
         if result.truncated:
@@ -507,10 +612,11 @@ def dev(port: int) -> None:
     console.print(f"Dagster UI on http://127.0.0.1:{port} · instance {s.dagster_home}")
     dg = Path(sys.executable).with_name("dg")
     subprocess.run(  # noqa: S603 - our own venv's dg, on this project, bound to localhost
-        [str(dg), "dev", "--port", str(port), "--host", "127.0.0.1"],
+        [str(dg), "dev", "--port", str(port), "--host", "127.0.0.1", "--log-format", "json"],
         check=False,
         cwd=PACKAGE_DIR.parent,
-        env=os.environ | {"DAGSTER_HOME": str(s.dagster_home), "VIRTUAL_ENV": sys.prefix},
+        # GLAZE_HOME passed on as resolved here, so the UI's processes use this very home.
+        env=os.environ | {"DAGSTER_HOME": str(s.dagster_home), "GLAZE_HOME": str(s.home), "VIRTUAL_ENV": sys.prefix},
     )
 
 

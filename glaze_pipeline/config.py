@@ -234,9 +234,19 @@ def _api_settings(env: dict[str, str], name: str) -> ApiSettings:
     return api
 
 
+def glaze_home(env: dict[str, str]) -> Path:
+    """GLAZE_HOME, else the user's data folder (`$XDG_DATA_HOME/glaze`, by default `~/.local/share/glaze`):
+    the same home whichever folder a command runs in, so no command quietly starts a second database.
+    """
+    if env.get("GLAZE_HOME"):
+        return Path(env["GLAZE_HOME"]).expanduser().resolve()
+    data = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "share")
+    return (Path(data).expanduser() / "glaze").resolve()
+
+
 def settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
-    home = Path(env.get("GLAZE_HOME") or ".glaze").expanduser().resolve()
+    home = glaze_home(env)
     allow_all_private, networks = _private_networks(env)
     resolve = env.get("GLAZE_RESOLVE", "")
     parse_resolve(resolve)  # a typo fails the command now, not inside a run

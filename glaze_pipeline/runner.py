@@ -20,7 +20,7 @@ from glaze_pipeline.core.pipeline.estimate import StageEstimate, estimate_waterf
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_runtime
 from glaze_pipeline.core.pipeline.waterfall import TableWork
 from glaze_pipeline.defs.jobs import ENRICH_TABLE_JOB
-from glaze_pipeline.defs.resources import TABLES, ProgressListener, ProgressResource
+from glaze_pipeline.defs.resources import TABLES, ProgressListener, ProgressResource, read_progress
 
 _INSTANCE_YAML = """\
 # Written by glaze: local Dagster instance (SQLite storage under this folder).
@@ -97,6 +97,71 @@ def cli_run_instance(settings: Settings) -> dg.DagsterInstance:
     if not config.exists() or config.read_text() != wanted:
         config.write_text(wanted)
     return dg.DagsterInstance.from_config(str(folder))
+
+
+IN_PROGRESS = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+)
+
+
+def partition_runs(instance: dg.DagsterInstance, table_id: str, *, going: bool = False) -> list[dg.DagsterRun]:
+    """The runs of one table's partition (every job), newest first; with `going`, only those still in progress."""
+    tags = {"dagster/partition": table_id}
+    statuses = list(IN_PROGRESS) if going else None
+    return list(instance.get_runs(filters=dg.RunsFilter(tags=tags, statuses=statuses)))
+
+
+def runs_going(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_PROGRESS))))
+
+
+def forget_partition(instance: dg.DagsterInstance, table_id: str) -> int:
+    """Remove a table from Dagster: its partition, and its runs with their events (so its run keys are free)."""
+    runs = partition_runs(instance, table_id)
+    for run in runs:
+        instance.delete_run(run.run_id)
+    assert TABLES.name is not None
+    if instance.has_dynamic_partition(TABLES.name, table_id):
+        instance.delete_dynamic_partition(TABLES.name, table_id)
+    return len(runs)
+
+
+class RunWatch:
+    """Follows a run from any process through the instance's event log: steps done, and each stage's rows."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str) -> None:
+        self.instance = instance
+        self.run_id = run_id
+        run = instance.get_run_by_id(run_id)
+        snapshot_id = run.execution_plan_snapshot_id if run else None
+        plan = instance.get_execution_plan_snapshot(snapshot_id) if snapshot_id else None
+        self.total_steps = len(plan.steps) if plan else 0
+        self.done_steps = 0
+        self.stages: dict[str, tuple[int, int]] = {}
+        self.cursor: str | None = None
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        return self.done_steps, self.total_steps
+
+    def poll(self) -> bool:
+        """Read what the run logged since the last poll; True once the run has ended."""
+        ended = dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED
+        page = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
+        for record in page.records:
+            entry = record.event_log_entry
+            if entry.dagster_event is not None:
+                self.done_steps += entry.dagster_event.event_type in ended
+            elif (progress := read_progress(entry.user_message)) is not None:
+                stage, done, total = progress
+                self.stages[stage] = (done, total)
+        self.cursor = page.cursor
+        run = self.instance.get_run_by_id(self.run_id)
+        return run is None or (run.status not in IN_PROGRESS and not page.has_more)
 
 
 @dataclass(frozen=True)

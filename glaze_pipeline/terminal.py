@@ -10,23 +10,28 @@ import io
 import json
 import logging
 import signal
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
 import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
 
 from glaze_pipeline.config import Settings
-from glaze_pipeline.core.intake.tables import TableStatus, set_status, table_info
+from glaze_pipeline.core.intake.tables import TableInfo, TableStatus, set_status, table_info
+from glaze_pipeline.core.pipeline.coverage import configured_providers, field_coverage
+from glaze_pipeline.core.pipeline.report import TableReport, table_report
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database
+from glaze_pipeline.core.pipeline.waterfall import TableWork
 from glaze_pipeline.core.storage import db
 from glaze_pipeline.errors import UserFacingError
+
+ProgressListener = Callable[[str, int, int], None]  # (stage, done, total), as the progress resource calls it
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -40,9 +45,13 @@ out = Console(width=_WIDTH)  # results
 
 
 @contextmanager
-def database(s: Settings) -> Iterator[psycopg.Connection]:
-    """A connection to the migrated database (the embedded server is started when needed)."""
-    with db.connect(open_database(s)) as conn:
+def database(s: Settings, *, create: bool = True) -> Iterator[psycopg.Connection]:
+    """A connection to the migrated database (the embedded server is started when needed).
+
+    `create=False` for commands that only read: with no database under GLAZE_HOME they say where they
+    looked instead of starting a new, empty one.
+    """
+    with db.connect(open_database(s, create=create)) as conn:
         yield conn
 
 
@@ -68,6 +77,46 @@ class RunFailed(UserFacingError):
     """A table run ended in failure; the message names the run so the user can open it in the UI."""
 
 
+def _bars() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _listener(progress: Progress) -> ProgressListener:
+    tasks: dict[str, TaskID] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return on_progress
+
+
+def coverage_notes(s: Settings, table_id: str, *, asked_only: bool = False) -> dict[str, str]:
+    """Wanted fields no configured provider can fill (or that fit no row), with the sentence that says why."""
+    with database(s, create=False) as conn:
+        work = TableWork.load(conn, table_id)
+    entity_types = work.rows["entity_type"].unique().to_list()
+    fields = work.asked if asked_only else work.wanted
+    coverage = field_coverage(configured_providers(s), fields, entity_types, set(work.hints["field"].to_list()))
+    return {c.field: c.why for c in coverage if c.why}
+
+
+def coverage_before_run(s: Settings, table_id: str) -> dict[str, str]:
+    """Say, before anything runs, which fields this run asks for that no configured provider can fill."""
+    notes = coverage_notes(s, table_id, asked_only=True)
+    for field, why in notes.items():
+        console.print(f"[yellow]note[/] {field}: {why}")
+    return notes
+
+
 class RunStopped(UserFacingError):
     """Ctrl-C or SIGTERM stopped the run; the table is marked failed, and the exit code is 130."""
 
@@ -89,9 +138,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None, *, refresh_marts: bool = True) -> None:
-    """Run one table now, in this process, with a progress bar per stage; print what it filled; refresh the marts."""
+    """Run one table now, in this process, with a progress bar per stage; print what it filled and cost; refresh
+    the marts. The run's warnings reach the terminal once, as log lines; the bars and the summary are the rest.
+    """
     from glaze_pipeline.runner import RunInterrupted, cli_run_instance, new_run_id
 
+    notes = coverage_before_run(s, table_id)
     instance = cli_run_instance(s)
     run_id = new_run_id()
     with database(s) as conn:
@@ -114,7 +166,7 @@ def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None,
             set_status(conn, table_id, TableStatus.FAILED, reason=f"run {outcome.run_id[:8]} failed: {outcome.failure}")
             conn.commit()
         raise RunFailed(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
-    print_summary(s, table_id, outcome.run_id)
+    print_summary(s, table_id, outcome.run_id, notes)
     if refresh_marts:
         refresh_marts_now(s)
 
@@ -152,41 +204,56 @@ def _run_with_progress(
 ) -> RunOutcome:
     from glaze_pipeline.runner import run_table
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
-        return run_table(
-            table_id, instance, limits=limits, on_progress=on_progress, on_message=console.log, run_id=run_id
-        )
+    with _bars() as progress:  # the run's own words reach the terminal as log lines, once
+        return run_table(table_id, instance, limits=limits, on_progress=_listener(progress), run_id=run_id)
 
 
-def print_summary(s: Settings, table_id: str, run_id: str) -> None:
-    with database(s) as conn:
+def print_summary(s: Settings, table_id: str, run_id: str | None, notes: dict[str, str] | None = None) -> None:
+    """The table's picture (coverage by field, cost by provider), then how to query and export it."""
+    with database(s, create=False) as conn:
         info = table_info(conn, table_id)
-        counts_sql = sql.SQL("").join(sql.SQL("count({}), ").format(sql.Identifier(f)) for f in info.wanted_fields)
-        query = sql.SQL("SELECT {}count(*), coalesce(sum(cost_usd), 0) FROM glaze.records WHERE table_id = %s")
-        filled = conn.execute(query.format(counts_sql), (table_id,)).fetchone()
-    assert filled is not None
-    *counts, entities, cost = filled
-    table = Table("field", "filled", "of", title=f"table {table_id} · run {run_id[:8]}")
-    for field, n in zip(info.wanted_fields, counts, strict=True):
-        table.add_row(field, str(n), str(entities))
-    out.print(table)
-    out.print(
-        f"rows in {info.rows_in} = {info.accepted} accepted + {info.rejected} rejected + "
-        f"{info.duplicates} duplicates · total cost ${float(cost):.4f}"
-    )
+        prices = {p.name: p.price_usd for p in configured_providers(s)}
+        report = table_report(conn, table_id, prices, notes)
+    print_report(report, info, run_id)
     out.print(f"query:  glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{table_id}'\"")
     out.print(f"export: glaze export {table_id} --format csv -o {table_id}_enriched.csv  (--explain: why each cell)")
+
+
+def print_report(report: TableReport, info: TableInfo, run_id: str | None = None) -> None:
+    title = f"table {report.table_id} · {report.status}" + (f" · run {run_id[:8]}" if run_id else "")
+    fields = Table("field", "filled", "of", "%", "why the rest is empty", title=title)
+    for f in report.fields:
+        why = "; ".join(x for x in (f.why_empty(), f.note) if x)
+        fields.add_row(f.field, str(f.filled), str(f.rows), f"{f.percent:.0f}", why)
+    out.print(fields)
+    costs = Table("provider", "calls", "paid calls", "cost (USD)", title="cost by provider (the ledger)")
+    for p in report.providers:
+        calls = "free" if p.free else str(p.calls)
+        costs.add_row(p.provider, calls, "" if p.free else str(p.paid_calls), f"{p.cost_usd:.4f}")
+    costs.add_row("total", "", "", f"{report.cost_usd:.4f}")
+    out.print(costs)
+    rows = ", ".join(f"{status} {n}" for status, n in sorted(report.row_statuses.items()))
+    out.print(
+        f"rows in {info.rows_in} = {info.accepted} accepted + {info.rejected} rejected + "
+        f"{info.duplicates} duplicates · entities {report.entities}: {rows or 'none enriched yet'}"
+    )
+
+
+def follow_run(s: Settings, table_id: str, poll_s: float = 1.0) -> str | None:
+    """While a run of the table is going (in any process), draw its progress; returns the run's id, if any."""
+    from glaze_pipeline.runner import RunWatch, dagster_instance, partition_runs
+
+    instance = dagster_instance(s)
+    going = partition_runs(instance, table_id, going=True)
+    if not going:
+        return None
+    watch = RunWatch(instance, going[0].run_id)
+    console.print(f"run {watch.run_id[:8]} of table {table_id} is going; following it (Ctrl-C stops watching)")
+    with _bars() as progress:
+        listener = _listener(progress)
+        while not watch.poll():
+            listener("steps", *watch.steps)
+            for stage, (done, total) in watch.stages.items():
+                listener(stage, done, total)
+            time.sleep(poll_s)
+    return watch.run_id

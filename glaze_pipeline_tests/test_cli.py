@@ -60,6 +60,11 @@ def test_enrich_then_export_gives_the_users_table_back(runner, tmp_path, monkeyp
     assert frame["note"].to_list() == ["'=HYPERLINK(1)", "plain", "+1", "dup"]  # formulas defused, numbers kept
     assert frame["company_name"][3] == frame["company_name"][0]
 
+    status = runner.invoke(main, ["status", "export_me"])
+    assert status.exit_code == 0, status.output
+    assert "company_email" in status.output and "cost by provider (the ledger)" in status.output
+    assert "entities 3: filled 3" in status.output
+
     out_parquet = tmp_path / "out.parquet"
     assert runner.invoke(main, ["export", "export_me", "--format", "parquet", "-o", str(out_parquet)]).exit_code == 0
     assert pl.read_parquet(out_parquet)["note"][0] == "=HYPERLINK(1)"  # Parquet keeps values as they are

@@ -28,7 +28,8 @@ DOC_FILES = [
 # once such a path exists, so the entry is removed when that branch is merged.
 COMING: dict[str, str] = {}
 
-VARIABLE = re.compile(r"\b(?:GLAZE|ANTHROPIC)_[A-Z0-9_]*[A-Z0-9]\b")
+# Ours, and the two standard ones that place the default GLAZE_HOME.
+VARIABLE = re.compile(r"\b(?:(?:GLAZE|ANTHROPIC)_[A-Z0-9_]*[A-Z0-9]|XDG_DATA_HOME|HOME)\b")
 
 
 # --- README ---------------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 
 from glaze_pipeline.core.intake.export import export_frame
-from glaze_pipeline.core.intake.tables import TableStatus, table_info
+from glaze_pipeline.core.intake.tables import TableStatus, ask_for_fields, table_info
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.core.storage.landing import table_hash
 from glaze_pipeline.definitions import defs
+from glaze_pipeline.runner import RunWatch
 from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.sites import DEMO_SITES, demo_hosts
 from glaze_pipeline_tests.helpers import closed_port_url, write_table
@@ -113,10 +114,13 @@ def test_blocked_site_is_a_row_status_not_a_crash(servers, conn, demo_site, tmp_
     assert result.success
     assert sum(demo_site.hits.values()) == 0
     records = _records(conn, uploaded.table_id)
-    # The summary names the most actionable reason (a missing key); the attempts say what each provider hit.
-    assert records["status"].to_list() == ["skipped_no_key", "skipped_no_key"]
+    # The summary names what happened to the row (a block), not a missing key that is true of every row;
+    # the attempts say what each provider hit.
+    assert records["status"].to_list() == ["blocked", "blocked"]
     for provenance in records["provenance"]:
         assert provenance["company_email"]["attempts"] == {"website": "blocked", "llm": "skipped_no_key"}
+        assert provenance["company_email"]["source"] == "website"
+        assert "which is not an allowed address" in provenance["company_email"]["reason"]
 
 
 def test_invalid_input_hints_are_rejected_cells_not_lost_rows(servers, conn, demo_site, tmp_path):
@@ -257,3 +261,39 @@ def test_the_llm_spends_under_the_run_budget_and_records_its_calls_in_the_ledger
     assert spent is not None and spent[0] == sim.counters.requests["messages"]
     assert float(spent[1]) <= budget
     assert llm["cost_usd"].value == pytest.approx(float(spent[1]), abs=1e-6)
+
+
+def test_adding_fields_to_an_enriched_table_runs_only_the_new_fields(servers, conn, demo_site, tmp_path, monkeypatch):
+    hosts = demo_hosts()[:2]
+    path = write_table(tmp_path / "grow.csv", [f"https://{h}" for h in hosts])
+    uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
+    conn.commit()
+    instance = dg.DagsterInstance.ephemeral()
+    assert _run(uploaded.table_id, instance).success
+    before = {r["row_key"]: r["provenance"] for r in _records(conn, uploaded.table_id).iter_rows(named=True)}
+
+    assert ask_for_fields(conn, uploaded.table_id, ["company_email"]) == ["company_name", "company_email"]
+    conn.commit()
+    monkeypatch.setenv("GLAZE_REDIS_PREFIX", f"{servers.redis_prefix}grow2:")  # a cold cache: the site is crawled again
+    second = _run(uploaded.table_id, instance)
+    assert second.success
+    assert second.asset_materializations_for_node("source_rows")[0].metadata["asked_fields"].value == "company_email"
+
+    for row in _records(conn, uploaded.table_id).iter_rows(named=True):
+        host = row["normalized_url"].split("://")[1]
+        assert row["company_email"] == EXPECTED[host]["company_email"]
+        # The name was not decided again: same provenance, down to the first crawl's time.
+        assert row["provenance"]["company_name"] == before[row["row_key"]]["company_name"]
+        assert row["provenance"]["company_email"]["fetched_at"] > row["provenance"]["company_name"]["fetched_at"]
+    names = conn.execute(
+        "SELECT count(*) FROM glaze.field_values WHERE table_id = %s AND field = 'company_name'", (uploaded.table_id,)
+    ).fetchone()
+    assert names == (len(hosts),)  # the second crawl's names were not even candidates
+    info = table_info(conn, uploaded.table_id)
+    assert info.wanted_fields == ["company_name", "company_email"] and info.run_fields is None
+
+    # What `glaze status` reads from another process: the steps done and each stage's rows.
+    watch = RunWatch(instance, second.run_id)
+    assert watch.poll()
+    assert watch.steps == (watch.total_steps, watch.total_steps) and watch.total_steps >= 7
+    assert watch.stages["website"] == (len(hosts), len(hosts))

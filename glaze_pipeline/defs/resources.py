@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +12,7 @@ import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
+from glaze_pipeline import logs
 from glaze_pipeline.config import settings
 from glaze_pipeline.core.intake.lifecycle import Heartbeat
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, Runtime, connect_runtime
@@ -19,6 +22,18 @@ PROGRESS_EVERY_S = 2.0
 
 StageProgress = Callable[[int, int], None]  # (done, total)
 ProgressListener = Callable[[str, int, int], None]  # (stage, done, total)
+_PROGRESS_LINE = re.compile(r"^(?P<stage>[a-z0-9_]+): (?P<done>\d+)/(?P<total>\d+) rows$")
+
+
+def progress_line(stage: str, done: int, total: int) -> str:
+    """The run-log line a stage's progress is written as; `glaze status` reads it back from another process."""
+    return f"{stage}: {done}/{total} rows"
+
+
+def read_progress(message: str) -> tuple[str, int, int] | None:
+    """(stage, done, total) from a line `progress_line` wrote, or None for any other message."""
+    match = _PROGRESS_LINE.match(message)
+    return (match["stage"], int(match["done"]), int(match["total"])) if match else None
 
 
 class RuntimeResource(dg.ConfigurableResource):
@@ -32,7 +47,9 @@ class RuntimeResource(dg.ConfigurableResource):
     _heartbeat: Heartbeat | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._runtime = connect_runtime(settings())
+        s = settings()
+        logs.configure("run" if context.dagster_run else "sensor", s)
+        self._runtime = connect_runtime(s)
         run = context.dagster_run
         table_id = run.tags.get("dagster/partition") if run is not None else None
         if run is not None and table_id:  # while this process works on the table, it says so (lost-run check)
@@ -50,7 +67,9 @@ class RuntimeResource(dg.ConfigurableResource):
     @property
     def runtime(self) -> Runtime:
         if self._runtime is None:  # used outside a run (a direct call in a test): open lazily
-            self._runtime = connect_runtime(settings())
+            s = settings()
+            logs.configure("sensor", s)
+            self._runtime = connect_runtime(s)
         return self._runtime
 
 
@@ -93,7 +112,7 @@ class ProgressResource(dg.ConfigurableResource):
             now = time.monotonic()
             if done == total or now - last[0] >= PROGRESS_EVERY_S:
                 last[0] = now
-                log.info(f"{stage}: {done}/{total} rows")
+                log.info(progress_line(stage, done, total))
 
         return report
 
@@ -122,6 +141,19 @@ class StageIOManager(dg.ConfigurableIOManager):
         return pl.read_parquet(path)
 
 
+@dg.logger(
+    config_schema={"log_level": dg.Field(str, is_required=False, default_value="INFO")},
+    description="A run's log as JSON lines on stderr (service, timestamp, level, message, table, run, step), "
+    "secrets masked; the UI keeps the full event log.",
+)
+def json_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+    """Replaces Dagster's coloured console logger, so a run's lines look like every other glaze log line."""
+    logs.configure("run", settings())
+    logger = logging.getLogger("glaze.run")
+    logger.setLevel(str(init_context.logger_config["log_level"]).upper())
+    return logger
+
+
 def resources() -> dict[str, object]:
     """Every resource the code location binds; tests and the CLI override single entries."""
     return {
@@ -134,4 +166,4 @@ def resources() -> dict[str, object]:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(resources=resources())
+    return dg.Definitions(resources=resources(), loggers={"console": json_console})

@@ -52,6 +52,7 @@ class TableInfo:
     created_at: datetime
     source_file: str | None = None
     status_reason: str | None = None
+    run_fields: list[str] | None = None  # what the next run asks for; None: every wanted field
 
 
 def _free_table_id(conn: psycopg.Connection, base: str) -> str:
@@ -122,7 +123,7 @@ def table_info(conn: psycopg.Connection, table_id: str) -> TableInfo:
     cur = conn.cursor(row_factory=class_row(TableInfo))
     info = cur.execute(
         """SELECT table_id, name, url_column, columns, wanted_fields, hint_fields, rows_in, accepted,
-                  rejected, duplicates, status, created_at, source_file, status_reason
+                  rejected, duplicates, status, created_at, source_file, status_reason, run_fields
            FROM glaze.tables WHERE table_id = %s""",
         (table_id,),
     ).fetchone()
@@ -151,6 +152,24 @@ def set_wanted_fields(conn: psycopg.Connection, table_id: str, wanted: list[str]
     conn.execute(
         "UPDATE glaze.tables SET wanted_fields = %s, updated_at = now() WHERE table_id = %s", (wanted, table_id)
     )
+
+
+def ask_for_fields(conn: psycopg.Connection, table_id: str, fields: list[str]) -> list[str]:
+    """Choose the fields of the next run. On a table that has landed before, they are added to what it
+    wants and the next run asks only for them; otherwise they replace the wanted fields. Returns the
+    fields the table now wants.
+    """
+    info = table_info(conn, table_id)
+    landed = conn.execute("SELECT 1 FROM glaze.records WHERE table_id = %s LIMIT 1", (table_id,)).fetchone()
+    if landed is None:
+        set_wanted_fields(conn, table_id, fields)
+        return fields
+    wanted = [*info.wanted_fields, *(f for f in fields if f not in info.wanted_fields)]
+    conn.execute(
+        "UPDATE glaze.tables SET wanted_fields = %s, run_fields = %s, updated_at = now() WHERE table_id = %s",
+        (wanted, fields, table_id),
+    )
+    return wanted
 
 
 def pending_tables(conn: psycopg.Connection) -> list[str]:

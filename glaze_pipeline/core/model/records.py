@@ -19,3 +19,21 @@ def record_schema() -> dict[str, pl.DataType]:
         | {name: pl.String() for name in FIELD_NAMES}
         | {"provenance": pl.String(), "cost_usd": pl.Float64(), "status": pl.String()}
     )
+
+
+# The audit trail (glaze.field_values): every value a provider found, whether it landed, and why not.
+# `reason` is the merge's word on it; `detail` what the provider itself said.
+AUDIT_COLUMNS = (
+    "row_key",
+    "field",
+    "source",
+    "fetched_at",
+    "value",
+    "confidence",
+    "evidence",
+    "cost_usd",
+    "cached",
+    "chosen",
+    "reason",
+    "detail",
+)

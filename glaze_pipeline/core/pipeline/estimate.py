@@ -59,7 +59,7 @@ async def estimate_waterfall(runtime: Runtime, work: TableWork) -> list[StageEst
             answers = _known_answers(runtime, ledger, provider, targets)
             certain = {t.row_key for t in targets if t.row_key in answers and t.row_key not in uncertain}
             upstream.append(
-                attempts_to_frame([decode_attempt(k, answers[k]) for k in certain], provider.name, work.wanted)
+                attempts_to_frame([decode_attempt(k, answers[k]) for k in certain], provider.name, work.asked)
             )
             would_call = set() if provider.unavailable else {t.row_key for t in targets} - certain
             uncertain |= would_call

@@ -4,6 +4,8 @@ Rules: the highest (boosted) confidence wins per (row, field); ties go to the
 provider earlier in the waterfall (input hints first); every extra independent
 source that found the same value adds `AGREEMENT_BOOST`, capped at 100; losing
 values stay in the provenance as conflicts so nothing a provider said is lost.
+An empty field keeps the most useful reason any provider gave (`core.model.status.most_useful`),
+and `audit_trail` marks, for every candidate, whether it was chosen and why not.
 
 Landing policy: a best value below `min_confidence` (GLAZE_MIN_CONFIDENCE) that no
 provider beat is kept only as a candidate. The record's cell stays empty, the field's
@@ -14,15 +16,15 @@ source, so a user can see it, and lower the threshold, without it passing for a 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import polars as pl
 
 from glaze_pipeline.core.model.candidates import CANDIDATE_SCHEMA, EVIDENCE, INPUT_SOURCE
 from glaze_pipeline.core.model.fields import CATALOG, FIELD_NAMES, SUBJECT_OF_ENTITY, EntityType
-from glaze_pipeline.core.model.records import RECORD_KEY_COLUMNS, record_schema
-from glaze_pipeline.core.model.status import Status, row_status, worst_unfilled
+from glaze_pipeline.core.model.records import AUDIT_COLUMNS, RECORD_KEY_COLUMNS, record_schema
+from glaze_pipeline.core.model.status import Outcome, Status, most_useful, row_status_of
 
 AGREEMENT_BOOST = 10
 
@@ -41,10 +43,14 @@ def merge(
     frames: Sequence[pl.DataFrame],
     priority: Sequence[str],
     min_confidence: int = 0,
+    *,
+    fills: Mapping[str, Collection[str]] | None = None,
 ) -> pl.DataFrame:
     """One wide record per entity of `rows`, from the candidate frames of every stage.
 
     Values below `min_confidence` stay candidates (status low_confidence); 0 lands every value.
+    `fills` (provider → the fields it can fill) keeps a provider's failure out of the fields it could
+    never have filled; without it, a provider's failure speaks for every field of the row.
     """
     all_candidates = (
         pl.concat([f.select(list(CANDIDATE_SCHEMA)) for f in frames], how="vertical")
@@ -53,19 +59,13 @@ def merge(
     )
     entities = rows.select(*RECORD_KEY_COLUMNS)
     options = _ranked_options(all_candidates, entities, wanted, [INPUT_SOURCE, *priority])
-    failed = _failures_by_row(all_candidates)
+    failed = _outcomes_by_row(all_candidates)
     cost_of = dict(all_candidates.group_by("row_key").agg(cost_usd=pl.col("cost_usd").sum()).iter_rows())
     wanted_set = set(wanted)
     records = [
-        _record(
-            entity,
-            options.get(entity[0], {}),
-            failed.get(entity[0], {}),
-            wanted_set,
-            cost_of.get(entity[0]),
-            min_confidence,
-        )
+        _record(entity, options.get(key, {}), failed.get(key, []), wanted_set, cost_of.get(key), min_confidence, fills)
         for entity in entities.iter_rows()
+        for key in (entity[0],)
     ]
     return pl.DataFrame(records, schema=record_schema())
 
@@ -116,29 +116,40 @@ def _ranked_options(
     return by_row
 
 
-def _failures_by_row(candidates: pl.DataFrame) -> dict[str, dict[str, str]]:
-    """Why each provider came back empty-handed, per row: shown beside the field's one summary status."""
-    failures = candidates.filter(~pl.col("status").is_in([Status.FILLED.value, EVIDENCE]))
-    failed: dict[str, dict[str, str]] = {}
-    for key, source, status in failures.select("row_key", "source", "status").iter_rows():
-        failed.setdefault(key, {})[source] = status
-    return failed
+def _outcomes_by_row(candidates: pl.DataFrame) -> dict[str, list[Outcome]]:
+    """What each provider said about each row, in waterfall order: a failure with its reason, or, for a
+    provider that filled other fields, that it found nothing for the rest. An empty field's reason comes from here.
+    """
+    said = (
+        candidates.filter(pl.col("status") != EVIDENCE, pl.col("source") != INPUT_SOURCE)
+        .with_columns(
+            status=pl.when(pl.col("status") == Status.FILLED.value)
+            .then(pl.lit(Status.NOT_FOUND.value))
+            .otherwise(pl.col("status")),
+            detail=pl.when(pl.col("status") == Status.FILLED.value).then(pl.lit("")).otherwise(pl.col("detail")),
+        )
+        .unique(["row_key", "source"], keep="first", maintain_order=True)
+    )
+    outcomes: dict[str, list[Outcome]] = {}
+    for key, source, status, detail in said.select("row_key", "source", "status", "detail").iter_rows():
+        outcomes.setdefault(key, []).append(Outcome(source, status, detail or ""))
+    return outcomes
 
 
 def _record(
     entity: tuple[str, str, str, str],
     options: dict[str, list[dict[str, Any]]],
-    failed: dict[str, str],
+    failed: list[Outcome],
     wanted: set[str],
     cost: float | None,
     min_confidence: int,
+    fills: Mapping[str, Collection[str]] | None,
 ) -> dict[str, object]:
-    """One entity's record: the best option per wanted field, or the status that explains the gap."""
+    """One entity's record: the best option per wanted field, or the status and reason that explain the gap."""
     entity_type = entity[3]
     subject = SUBJECT_OF_ENTITY[EntityType(entity_type)]
     record: dict[str, object] = dict(zip(RECORD_KEY_COLUMNS, entity, strict=True))
     provenance: dict[str, dict[str, object]] = {}
-    field_statuses: list[str] = []
     for name in FIELD_NAMES:
         record[name] = None
         if name not in wanted or CATALOG[name].subject != subject:
@@ -149,20 +160,43 @@ def _record(
             if best["boosted"] >= min_confidence:
                 record[name] = best["value"]
             else:  # a candidate, not a fact: shown in the provenance, the cell left empty
-                provenance[name] |= {"status": Status.LOW_CONFIDENCE.value, "value": best["value"]}
+                provenance[name] |= {
+                    "status": Status.LOW_CONFIDENCE.value,
+                    "value": best["value"],
+                    "reason": f"{best['source']} found {best['value']!r} at confidence {best['boosted']},"
+                    f" below GLAZE_MIN_CONFIDENCE ({min_confidence})",
+                }
         else:
-            status = worst_unfilled(set(failed.values())).value
-            provenance[name] = {"status": status, "attempts": failed} if failed else {"status": status}
-        field_statuses.append(str(provenance[name]["status"]))
+            tried = [o for o in failed if fills is None or name in fills.get(o.source, ())]
+            provenance[name] = unfilled(tried, NOBODY_FILLS if fills is not None else NOBODY_ANSWERED)
     record["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
     record["cost_usd"] = float(cost or 0.0)
-    record["status"] = row_status(field_statuses).value
+    record["status"] = row_status_of(provenance.values()).value
     return record
+
+
+NOBODY_FILLS = "no provider in the waterfall fills this field for this kind of row"
+NOBODY_ANSWERED = "no provider said anything about this row"
+
+
+def unfilled(tried: Sequence[Outcome], silence: str = NOBODY_ANSWERED) -> dict[str, object]:
+    """An empty field's provenance: the most useful status, whose reason it is, and what every provider said."""
+    best = most_useful(tried)
+    if best is None:
+        return {"status": Status.NOT_FOUND.value, "source": None, "reason": silence}
+    return {
+        "status": best.status,
+        "source": best.source,
+        "reason": f"{best.source}: {best.reason}" if best.reason else f"{best.source} found no value",
+        "attempts": {o.source: o.status for o in tried},
+    }
 
 
 def _chosen(best: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, object]:
     return {
         "status": Status.FILLED.value,
+        # Not `reason`: that names why a cell is empty (the export shows it beside the status).
+        "chosen_because": _why_chosen(best, others),
         "confidence": best["boosted"],
         "source": best["source"],
         "evidence": best["evidence"],
@@ -171,3 +205,110 @@ def _chosen(best: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, obj
         "agreeing_sources": best["agreeing"],
         "conflicts": [{"value": o["value"], "confidence": o["boosted"], "source": o["source"]} for o in others],
     }
+
+
+def _why_chosen(best: dict[str, Any], others: list[dict[str, Any]]) -> str:
+    """One sentence on why this value won, for the export's reason column and the audit trail."""
+    agreeing = [s for s in best["agreeing"] if s != best["source"]]
+    reason = f"{best['source']} at confidence {best['boosted']}"
+    if agreeing:
+        reason += f", confirmed by {', '.join(agreeing)}"
+    if others:
+        runner_up = others[0]
+        reason += f"; beat {runner_up['value']!r} from {runner_up['source']} ({runner_up['boosted']})"
+        if len(others) > 1:
+            reason += f" and {len(others) - 1} more"
+    return reason
+
+
+def audit_trail(records: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame:
+    """Every value a provider found, the one that landed marked `chosen`, and for the others why they lost.
+
+    `records` are the checked records (a value validation cleared is no longer chosen); `detail` keeps
+    what the provider itself said about the value (an extractor's reason for ranking it lower).
+    """
+    found = candidates.filter(pl.col("status") == Status.FILLED.value)
+    kept = _kept_values(records, found["field"].unique().to_list())
+    joined = found.join(kept, on=["row_key", "field"], how="left")
+    value, kept_value = pl.col("value"), pl.col("kept_value")
+    is_kept = (pl.col("field_status") == Status.FILLED.value) & (pl.col("source") == pl.col("kept_source"))
+    is_kept = is_kept & (value == kept_value)
+    chosen = is_kept & (is_kept.cast(pl.Int32).cum_sum().over("row_key", "field") == 1)
+    lost_to = pl.format("lost to '{}' from {} (confidence {})", kept_value, pl.col("kept_source"), pl.col("kept_conf"))
+    reason = (
+        pl.when(chosen)
+        .then(pl.col("kept_reason"))
+        .when(pl.col("field_status").is_null())
+        .then(pl.lit("not wanted by this table"))
+        .when((pl.col("field_status") == Status.REJECTED.value) & (value == pl.col("rejected_value")))
+        .then(pl.lit("chosen, then rejected by validation (see glaze.rejects)"))
+        .when(pl.col("field_status") == Status.REJECTED.value)
+        .then(pl.lit("lost to a value validation then rejected"))
+        .when((pl.col("field_status") == Status.LOW_CONFIDENCE.value) & (value == kept_value))
+        .then(pl.col("kept_reason"))
+        .when(value.str.to_lowercase() == kept_value.str.to_lowercase())
+        .then(pl.format("agrees with the kept value, which {} supplied", pl.col("kept_source")))
+        .otherwise(lost_to)
+    )
+    return joined.with_columns(chosen=chosen.fill_null(False), reason=reason).select(AUDIT_COLUMNS)
+
+
+def _kept_values(records: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
+    """Per (row, field) of `fields` in a record's provenance: its status, and the value, source and confidence
+    that landed."""
+    schema = {
+        "row_key": pl.String(),
+        "field": pl.String(),
+        "field_status": pl.String(),
+        "kept_value": pl.String(),
+        "kept_source": pl.String(),
+        "kept_conf": pl.Int64(),
+        "kept_reason": pl.String(),
+        "rejected_value": pl.String(),
+    }
+    entry = pl.Struct(
+        {name: pl.Int64 if name == "confidence" else pl.String for name in ("status", "source", "confidence", "reason")}
+        | {"rejected_value": pl.String, "value": pl.String, "chosen_because": pl.String}
+    )
+    present = [name for name in FIELD_NAMES if name in fields]
+    decoded = records.select(
+        "row_key", *present, provenance=pl.col("provenance").str.json_decode(pl.Struct({n: entry for n in present}))
+    )
+    frames = [
+        decoded.select(
+            "row_key",
+            field=pl.lit(name),
+            field_status=pl.col("provenance").struct.field(name).struct.field("status"),
+            # A value below GLAZE_MIN_CONFIDENCE stays out of the cell; the provenance names it.
+            kept_value=pl.coalesce(pl.col(name), pl.col("provenance").struct.field(name).struct.field("value")),
+            kept_source=pl.col("provenance").struct.field(name).struct.field("source"),
+            kept_conf=pl.col("provenance").struct.field(name).struct.field("confidence"),
+            kept_reason=pl.coalesce(  # a value under the threshold has both: its reason says why it is no fact
+                pl.col("provenance").struct.field(name).struct.field("reason"),
+                pl.col("provenance").struct.field(name).struct.field("chosen_because"),
+            ),
+            rejected_value=pl.col("provenance").struct.field(name).struct.field("rejected_value"),
+        ).filter(pl.col("field_status").is_not_null())
+        for name in present
+    ]
+    return pl.concat(frames).cast(pl.Schema(schema)) if frames else pl.DataFrame(schema=schema)
+
+
+def carry_over(records: pl.DataFrame, landed: pl.DataFrame, fields: Sequence[str]) -> pl.DataFrame:
+    """Keep what landed before for `fields`, cells and provenance, when a run asked only for other fields."""
+    if not fields or landed.is_empty():
+        return records
+    before = {row["row_key"]: row for row in landed.iter_rows(named=True)}
+    rows = records.to_dicts()
+    for row in rows:
+        old = before.get(row["row_key"])
+        if old is None:
+            continue
+        provenance, old_provenance = json.loads(row["provenance"]), json.loads(old["provenance"])
+        for name in fields:
+            row[name] = old[name]
+            if name in old_provenance:
+                provenance[name] = old_provenance[name]
+        row["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
+        row["status"] = row_status_of(provenance.values()).value
+    return pl.DataFrame(rows, schema=records.schema)

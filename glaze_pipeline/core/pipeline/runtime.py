@@ -6,9 +6,11 @@ their runtime here, so they can never disagree on how the pieces are built.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
@@ -19,6 +21,13 @@ from glaze_pipeline.core.providers.registry import build_provider
 from glaze_pipeline.core.storage import db, services
 from glaze_pipeline.core.storage.cache import ProviderCache, connect_cache
 from glaze_pipeline.core.storage.ledger import Ledger
+from glaze_pipeline.errors import UserFacingError
+
+log = logging.getLogger(__name__)
+
+
+class NoDatabase(UserFacingError, LookupError):
+    """A command that only reads found no database under GLAZE_HOME: it says where it looked instead of starting one."""
 
 
 @dataclass(frozen=True)
@@ -70,11 +79,30 @@ class Runtime:
         self.cache.close()
 
 
-def open_database(settings: Settings) -> str:
-    """The database URL, with the embedded server started and every migration applied."""
+def open_database(settings: Settings, *, create: bool = True) -> str:
+    """The database URL, with the embedded server started and every migration applied.
+
+    A new, empty database is announced (a warning in the log); with `create=False` (commands that only
+    read) there is none to start, and the user is told where glaze looked.
+    """
+    if not services.database_exists(settings):
+        where = f"no glaze database under {settings.home} (GLAZE_HOME)"
+        if not create:
+            raise NoDatabase(f"{where} yet, so no tables to read; {_elsewhere(settings)}")
+        log.warning("%s yet: starting a new, empty one; %s", where, _elsewhere(settings))
     url = services.ensure_database(settings)
+    if settings.database_url and not db.holds_glaze(url):
+        log.warning("database %s has no glaze tables yet: creating them", services.redact(url))
     db.migrate(url)
     return url
+
+
+def _elsewhere(settings: Settings) -> str:
+    """Where else a user's tables may be: an older home in this folder, or the variable that picks one."""
+    legacy = Path.cwd() / ".glaze"
+    if (legacy / "postgres").is_dir() and legacy.resolve() != settings.home:
+        return f"./.glaze holds an older one: set GLAZE_HOME={legacy.resolve()} to use it"
+    return "if your tables are elsewhere, set GLAZE_HOME to that folder (docs/configuration.md)"
 
 
 def open_redis(settings: Settings) -> str | None:

@@ -16,7 +16,7 @@ from pandera.errors import SchemaErrors
 
 from glaze_pipeline.core.model.fields import CATALOG, FIELD_NAMES, EntityType
 from glaze_pipeline.core.model.records import RECORD_KEY_COLUMNS, record_schema
-from glaze_pipeline.core.model.status import Status, row_status
+from glaze_pipeline.core.model.status import Status, row_status_of
 
 ROW_STATUSES = [s.value for s in Status]
 
@@ -116,7 +116,7 @@ def validate_records(records: pl.DataFrame) -> ValidationResult:
             }
             reasons.append({"field": column, "check": check, "value": failure[:200]})
         row["provenance"] = json.dumps(provenance, sort_keys=True)
-        row["status"] = row_status([p["status"] for p in provenance.values()]).value
+        row["status"] = row_status_of(provenance.values()).value
         rejects.append({"row_key": row["row_key"], "reasons": json.dumps(reasons)})
     cleaned = pl.DataFrame(rows, schema=records.schema)
     return ValidationResult(cleaned, pl.DataFrame(rejects, schema={"row_key": pl.String, "reasons": pl.String}), cases)

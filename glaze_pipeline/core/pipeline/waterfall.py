@@ -23,17 +23,33 @@ from glaze_pipeline.core.pipeline.stage import Progress, StageStats, run_stage
 
 @dataclass(frozen=True)
 class TableWork:
-    """One table's distinct entities, the fields wanted of them, and the values the upload already gave."""
+    """One table's distinct entities, the fields wanted of them, and the values the upload already gave.
+
+    `run_fields` narrows what this run asks providers for (fields added to an enriched table); the
+    record keeps every wanted field, the others carried over from what landed before.
+    """
 
     table_id: str
     rows: pl.DataFrame
     wanted: tuple[str, ...]
     hints: pl.DataFrame
+    run_fields: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, info: TableInfo, rows: pl.DataFrame) -> TableWork:
         hints = hint_candidates(rows, info.hint_fields, info.created_at.astimezone(UTC))
-        return cls(info.table_id, rows, tuple(info.wanted_fields), hints)
+        run_fields = tuple(f for f in info.run_fields or () if f in info.wanted_fields)
+        return cls(info.table_id, rows, tuple(info.wanted_fields), hints, run_fields)
+
+    @property
+    def asked(self) -> tuple[str, ...]:
+        """The fields providers are asked for in this run."""
+        return self.run_fields or self.wanted
+
+    @property
+    def carried(self) -> tuple[str, ...]:
+        """Wanted fields this run leaves as they landed before."""
+        return tuple(f for f in self.wanted if f not in self.asked)
 
     @classmethod
     def load(cls, conn: psycopg.Connection, table_id: str) -> TableWork:
@@ -42,7 +58,7 @@ class TableWork:
 
     def targets(self, provider: Provider, upstream: Sequence[pl.DataFrame], min_confidence: int) -> list[Target]:
         """The rows this provider should see, given what the upload and earlier stages found."""
-        return gap_targets(self.rows, self.wanted, [self.hints, *upstream], provider, min_confidence)
+        return gap_targets(self.rows, self.asked, [self.hints, *upstream], provider, min_confidence)
 
 
 async def run_provider_stage(
@@ -60,4 +76,4 @@ async def run_provider_stage(
     paid = provider.price_usd > 0
     spending = runtime.spending(run_id, work.table_id, limits) if paid else nullcontext(None)
     with spending as opened:
-        return await run_stage(provider, targets, runtime.cache, progress=progress, spending=opened, wanted=work.wanted)
+        return await run_stage(provider, targets, runtime.cache, progress=progress, spending=opened, wanted=work.asked)

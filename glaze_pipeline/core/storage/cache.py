@@ -78,7 +78,25 @@ class ProviderCache:
             self.client.close()
 
     def key(self, provider: str, version: str, request: str) -> str:
-        return f"{self.prefix}cache:{provider}:{version}:{request_hash(request)}"
+        return self.hashed_key(provider, version, request_hash(request))
+
+    def hashed_key(self, provider: str, version: str, hashed_request: str) -> str:
+        """The key of a request known only by its hash (the ledger keeps hashes, not requests)."""
+        return f"{self.prefix}cache:{provider}:{version}:{hashed_request}"
+
+    def forget(self, keys: Iterable[str]) -> int:
+        """Delete answers (a deleted table, an erased person); returns how many were there."""
+        keys = list(dict.fromkeys(keys))
+        if not keys or not self.available:
+            return 0
+        assert self.client is not None
+        removed = 0
+        try:
+            for start in range(0, len(keys), _CHUNK):
+                removed += int(self.client.delete(*keys[start : start + _CHUNK]))
+        except redis.RedisError as exc:
+            self._degrade(exc)
+        return removed
 
     def _degrade(self, exc: Exception) -> None:
         if self.degraded_reason is None:

@@ -116,3 +116,10 @@ def current_revision(url: str) -> str | None:
             "SELECT version_num FROM glaze.alembic_version WHERE to_regclass('glaze.alembic_version') IS NOT NULL"
         ).fetchone()
     return str(row[0]) if row else None
+
+
+def holds_glaze(url: str) -> bool:
+    """Whether this database already holds glaze's tables (a migrated schema), before migrating it."""
+    with connect(url) as conn:
+        row = conn.execute("SELECT to_regclass('glaze.alembic_version') IS NOT NULL").fetchone()
+    return bool(row and row[0])

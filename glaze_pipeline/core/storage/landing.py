@@ -1,13 +1,15 @@
 """The one place that writes enriched results to Postgres: COPY into staging, one upsert per batch.
 
 Idempotent by construction: records upsert on (table_id, row_key) and only touch
-`enriched_at` when a value changed; the audit trail ignores candidates it already has.
+`enriched_at` when a value changed; the audit trail adds the candidates it has not seen and
+moves the `chosen` mark to what landed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,22 +18,11 @@ import psycopg
 from psycopg import sql
 
 from glaze_pipeline.core.model.fields import FIELD_NAMES
-from glaze_pipeline.core.model.records import RECORD_KEY_COLUMNS
-from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.model.records import AUDIT_COLUMNS, RECORD_KEY_COLUMNS
 from glaze_pipeline.core.storage.db import copy_rows
 
 _RECORD_COLUMNS = (*RECORD_KEY_COLUMNS, *FIELD_NAMES, "provenance", "cost_usd", "status")
-_FIELD_VALUE_COLUMNS = (
-    "row_key",
-    "field",
-    "source",
-    "fetched_at",
-    "value",
-    "confidence",
-    "evidence",
-    "cost_usd",
-    "cached",
-)
+_AUDIT_KEY = ("table_id", "row_key", "field", "source", "fetched_at", "value_md5")
 
 
 @dataclass(frozen=True)
@@ -50,14 +41,18 @@ def land(
     conn: psycopg.Connection,
     table_id: str,
     records: pl.DataFrame,
-    candidates: pl.DataFrame,
+    trail: pl.DataFrame,
     rejects: pl.DataFrame,
+    decided: Collection[str],
 ) -> LandingStats:
-    """Write one table's merged records, their candidates and validation rejects in one transaction."""
+    """Write one table's merged records, its audit trail (`merge.audit_trail`) and validation rejects in one
+    transaction. `decided` are the fields this run chose values for: their old `chosen` marks are cleared.
+    """
     with conn.transaction():
         written = _upsert_records(conn, table_id, records)
-        added = _add_field_values(conn, table_id, candidates)
+        added = _add_field_values(conn, table_id, trail, records["row_key"].to_list(), decided)
         _replace_rejects(conn, table_id, rejects)
+        conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
     return LandingStats(written, records.height - written, added, rejects.height)
 
 
@@ -92,21 +87,36 @@ def _upsert_records(conn: psycopg.Connection, table_id: str, records: pl.DataFra
     ).rowcount
 
 
-def _add_field_values(conn: psycopg.Connection, table_id: str, candidates: pl.DataFrame) -> int:
-    """The audit trail: every filled candidate, once (a re-run adds only what it has not seen)."""
-    filled = candidates.filter(pl.col("status") == Status.FILLED.value)
-    conn.execute("CREATE TEMP TABLE stage_values (LIKE glaze.field_values) ON COMMIT DROP")
+def _add_field_values(
+    conn: psycopg.Connection, table_id: str, trail: pl.DataFrame, row_keys: list[str], decided: Collection[str]
+) -> int:
+    """The audit trail: every candidate once; the `chosen` mark and the reason follow the latest decision."""
+    conn.execute(
+        "UPDATE glaze.field_values SET chosen = false, reason = 'chosen by an earlier run: ' || coalesce(reason, '')"
+        " WHERE table_id = %s AND chosen AND row_key = ANY(%s) AND field = ANY(%s)",
+        (table_id, row_keys, list(decided)),
+    )
+    cols = _ids(("table_id", *AUDIT_COLUMNS))
+    create = "CREATE TEMP TABLE stage_values ON COMMIT DROP AS SELECT {} FROM glaze.field_values WITH NO DATA"
+    conn.execute(sql.SQL(create).format(cols))
     copy_rows(
         conn,
         "stage_values",
-        ("table_id", *_FIELD_VALUE_COLUMNS),
-        [(table_id, *r) for r in filled.select(_FIELD_VALUE_COLUMNS).iter_rows()],
+        ("table_id", *AUDIT_COLUMNS),
+        [(table_id, *r) for r in trail.select(AUDIT_COLUMNS).iter_rows()],
     )
-    return conn.execute(
+    key = _ids(_AUDIT_KEY)
+    distinct = sql.SQL("table_id, row_key, field, source, fetched_at, md5(value)")
+    # One row per key (a value found twice in one fetch), the chosen one first; an existing row keeps its cost.
+    inserted = conn.execute(
         sql.SQL(
-            "INSERT INTO glaze.field_values ({cols}) SELECT {cols} FROM stage_values ON CONFLICT DO NOTHING"
-        ).format(cols=_ids(("table_id", *_FIELD_VALUE_COLUMNS)))
-    ).rowcount
+            """INSERT INTO glaze.field_values AS f ({cols})
+               SELECT DISTINCT ON ({distinct}) {cols} FROM stage_values ORDER BY {distinct}, chosen DESC
+               ON CONFLICT ({key}) DO UPDATE SET chosen = EXCLUDED.chosen, reason = EXCLUDED.reason
+               RETURNING (xmax = 0) AS inserted"""
+        ).format(cols=cols, key=key, distinct=distinct)
+    ).fetchall()
+    return sum(1 for (new,) in inserted if new)
 
 
 def _replace_rejects(conn: psycopg.Connection, table_id: str, rejects: pl.DataFrame) -> None:
@@ -129,3 +139,11 @@ def table_hash(conn: psycopg.Connection, table_id: str) -> str:
         evidence = {f: [p.get("status"), p.get("confidence"), p.get("source")] for f, p in sorted(provenance.items())}
         digest.update(json.dumps([list(row[:-1]), evidence], default=str).encode())
     return digest.hexdigest()
+
+
+def landed_values(conn: psycopg.Connection, table_id: str) -> pl.DataFrame:
+    """What a table holds now: row key, a column per field and provenance (JSON text), for a run that keeps some."""
+    query = sql.SQL("SELECT row_key, {fields}, provenance::text FROM glaze.records WHERE table_id = %s")
+    rows = conn.execute(query.format(fields=_ids(FIELD_NAMES)), (table_id,)).fetchall()
+    schema = {"row_key": pl.String(), **{n: pl.String() for n in FIELD_NAMES}, "provenance": pl.String()}
+    return pl.DataFrame(rows, schema=schema, orient="row")

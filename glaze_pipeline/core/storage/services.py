@@ -75,6 +75,11 @@ def _embedded_pg_running(pgdata: Path) -> str | None:
     return None
 
 
+def database_exists(settings: Settings) -> bool:
+    """A configured server, or an embedded one already created under GLAZE_HOME."""
+    return bool(settings.database_url) or (_pgdata(settings) / "PG_VERSION").exists()
+
+
 def ensure_database(settings: Settings) -> str:
     """The database URL to use, starting the embedded server and creating its database if needed."""
     if settings.database_url:

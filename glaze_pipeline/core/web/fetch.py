@@ -18,7 +18,7 @@ import brotli
 import httpx
 
 from glaze_pipeline.config import parse_resolve
-from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.model.status import DOES_NOT_RESOLVE, Status
 
 Address = tuple[str, int]
 Resolver = Callable[[str, int], Awaitable[list[Address]]]
@@ -420,7 +420,7 @@ class GuardedFetcher:
         except _Stop as stop:
             return _failed(url, stop.status, stop.detail)
         except socket.gaierror:
-            return _failed(url, Status.NOT_FOUND, f"host name {url.host!r} does not resolve")
+            return _failed(url, Status.NOT_FOUND, f"host name {url.host!r} {DOES_NOT_RESOLVE}")
         except (httpx.TimeoutException, TimeoutError):
             return _failed(url, Status.TIMEOUT, "the server did not answer in time")
         except httpx.InvalidURL as exc:

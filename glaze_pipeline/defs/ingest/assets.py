@@ -4,20 +4,33 @@ import dagster as dg
 import polars as pl
 
 from glaze_pipeline.core.intake.tables import TableStatus, load_source_rows, set_status, table_info
+from glaze_pipeline.core.pipeline.coverage import coverage_notes, field_coverage
+from glaze_pipeline.core.pipeline.waterfall import TableWork
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
 
 
 @dg.asset(partitions_def=TABLES, group_name="ingest", kinds={"postgres", "polars"})
 def source_rows(context: dg.AssetExecutionContext, runtime: RuntimeResource) -> dg.Output[pl.DataFrame]:
-    """One row per distinct entity of the uploaded table (duplicates enriched once), hints as columns."""
-    with runtime.runtime.connection() as conn:
+    """One row per distinct entity of the uploaded table (duplicates enriched once), hints as columns.
+
+    Before any provider runs, it says which wanted fields no configured provider can fill.
+    """
+    rt = runtime.runtime
+    with rt.connection() as conn:
         info = table_info(conn, context.partition_key)
         set_status(conn, info.table_id, TableStatus.RUNNING, context.run_id)
         rows = load_source_rows(conn, info)
+    work = TableWork.of(info, rows)
+    coverage = field_coverage(
+        rt.providers(), work.asked, rows["entity_type"].unique().to_list(), set(work.hints["field"].to_list())
+    )
+    notes = coverage_notes(coverage)
     context.log.info(
         f"table {info.table_id}: {info.rows_in} rows in = {info.accepted} accepted + {info.rejected} rejected"
-        f" + {info.duplicates} duplicates; wanted fields: {', '.join(info.wanted_fields)}"
+        f" + {info.duplicates} duplicates; asking for: {', '.join(work.asked)}"
     )
+    for note in notes:  # info, not warning: the CLI says it before the run, and a warning would be said twice
+        context.log.info(note)
     return dg.Output(
         rows,
         metadata={
@@ -27,5 +40,7 @@ def source_rows(context: dg.AssetExecutionContext, runtime: RuntimeResource) -> 
             "duplicates": info.duplicates,
             "entities": rows.height,
             "wanted_fields": ", ".join(info.wanted_fields),
+            "asked_fields": ", ".join(work.asked),
+            "fields_no_provider_fills": "; ".join(notes) or "none",
         },
     )

@@ -11,10 +11,13 @@ import psycopg
 from glaze_pipeline.config import load_waterfall_order
 from glaze_pipeline.core.intake.tables import TableStatus, set_status, table_info
 from glaze_pipeline.core.model.status import Status
-from glaze_pipeline.core.pipeline.merge import merge
+from glaze_pipeline.core.pipeline.coverage import coverage_notes, field_coverage, provider_fields
+from glaze_pipeline.core.pipeline.merge import audit_trail, carry_over, merge
+from glaze_pipeline.core.pipeline.report import table_report
+from glaze_pipeline.core.pipeline.runtime import Runtime
 from glaze_pipeline.core.pipeline.validation import check_table, validate_records
 from glaze_pipeline.core.pipeline.waterfall import TableWork
-from glaze_pipeline.core.storage.landing import land, table_hash
+from glaze_pipeline.core.storage.landing import land, landed_values, table_hash
 from glaze_pipeline.defs.providers.assets import candidates_asset_name
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
 
@@ -22,10 +25,20 @@ REJECT_COLUMN = "reject_reasons"
 
 
 def merged_and_validated(
-    work: TableWork, provider_frames: Sequence[pl.DataFrame], order: Sequence[str], min_confidence: int
+    work: TableWork,
+    provider_frames: Sequence[pl.DataFrame],
+    order: Sequence[str],
+    min_confidence: int,
+    fills: dict[str, frozenset[str]] | None = None,
+    landed: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The best value per (row, field), checked row by row; bad cells cleared and explained in `reject_reasons`."""
-    merged = merge(work.rows, work.wanted, [work.hints, *provider_frames], order, min_confidence)
+    """The best value per (row, field), checked row by row; bad cells cleared and explained in `reject_reasons`.
+
+    Fields this run did not ask for (`work.carried`) keep what `landed` holds for them.
+    """
+    merged = merge(work.rows, work.asked, [work.hints, *provider_frames], order, min_confidence, fills=fills)
+    if landed is not None:
+        merged = carry_over(merged, landed, work.carried)
     result = validate_records(merged)
     reasons = dict(result.rejects.iter_rows())
     records = result.records.with_columns(
@@ -76,10 +89,13 @@ def build_merge_assets(
 
         Cells that fail validation are cleared and explained (column reject_reasons), never dropped silently.
         """
-        with runtime.runtime.connection() as conn:
+        rt = runtime.runtime
+        with rt.connection() as conn:
             work = TableWork.of(table_info(conn, context.partition_key), inputs["source_rows"])
+            landed = landed_values(conn, work.table_id) if work.carried else None
         frames = [inputs[candidates_asset_name(p)] for p in order]
-        records, metadata = merged_and_validated(work, frames, order, runtime.runtime.settings.min_confidence)
+        fills = provider_fields(rt.providers())
+        records, metadata = merged_and_validated(work, frames, order, rt.settings.min_confidence, fills, landed)
         return dg.Output(records, metadata=metadata)
 
     @dg.asset_check(
@@ -92,31 +108,40 @@ def build_merge_assets(
 
     @dg.asset(
         partitions_def=TABLES,
-        ins={"enriched_records": dg.AssetIn()} | provider_ins,
+        ins={"source_rows": dg.AssetIn(), "enriched_records": dg.AssetIn()} | provider_ins,
         group_name="merge",
         kinds={"postgres"},
     )
     def landed_records(
         context: dg.AssetExecutionContext, runtime: RuntimeResource, **inputs: pl.DataFrame
     ) -> dg.MaterializeResult:
-        """Upsert the checked records, their candidates and rejects into Postgres (glaze.records & co)."""
-        candidates = pl.concat([inputs[candidates_asset_name(p)] for p in order])
-        with runtime.runtime.connection() as conn:
-            metadata = land_table(conn, context.partition_key, context.run_id, inputs["enriched_records"], candidates)
+        """Upsert the checked records, every candidate (the audit trail) and rejects into Postgres (glaze.records & co).
+
+        The metadata is the table's picture: coverage by field and cost by provider (a table, and numbers
+        Dagster plots across partitions).
+        """
+        rt = runtime.runtime
+        with rt.connection() as conn:
+            work = TableWork.of(table_info(conn, context.partition_key), inputs["source_rows"])
+            candidates = pl.concat([work.hints, *(inputs[candidates_asset_name(p)] for p in order)])
+            metadata = land_table(conn, work, context.run_id, inputs["enriched_records"], candidates)
+            metadata |= picture(conn, rt, work)
         return dg.MaterializeResult(metadata=metadata)
 
     return [enriched_records, landed_records], [enriched_records_fit_to_land]
 
 
 def land_table(
-    conn: psycopg.Connection, table_id: str, run_id: str, records: pl.DataFrame, candidates: pl.DataFrame
+    conn: psycopg.Connection, work: TableWork, run_id: str, records: pl.DataFrame, candidates: pl.DataFrame
 ) -> dict[str, Any]:
     """Land one table's records in one transaction and mark it enriched; returns what a user reads in the UI."""
     started = time.monotonic()
+    table_id = work.table_id
     rejects = records.filter(pl.col(REJECT_COLUMN).is_not_null()).select(
         "row_key", pl.col(REJECT_COLUMN).alias("reasons")
     )
-    stats = land(conn, table_id, records.drop(REJECT_COLUMN), candidates, rejects)
+    checked = records.drop(REJECT_COLUMN)
+    stats = land(conn, table_id, checked, audit_trail(checked, candidates), rejects, work.asked)
     fingerprint = table_hash(conn, table_id)
     set_status(conn, table_id, TableStatus.ENRICHED, run_id)
     conn.commit()
@@ -129,6 +154,26 @@ def land_table(
         "duration_s": round(time.monotonic() - started, 3),
         "query": f"SELECT * FROM glaze.records WHERE table_id = '{table_id}'",
     }
+
+
+def picture(conn: psycopg.Connection, runtime: Runtime, work: TableWork) -> dict[str, Any]:
+    """Coverage by field and cost by provider: a markdown table, and numbers Dagster plots across partitions."""
+    providers = runtime.providers()
+    entity_types = work.rows["entity_type"].unique().to_list()
+    coverage = field_coverage(providers, work.wanted, entity_types, set(work.hints["field"].to_list()))
+    notes = {c.field: c.why for c in coverage if c.why}
+    report = table_report(conn, work.table_id, {p.name: p.price_usd for p in providers}, notes)
+    metadata: dict[str, Any] = {
+        "picture": dg.MetadataValue.md(report.markdown()),
+        "coverage_pct": dg.MetadataValue.float(round(report.coverage_percent, 2)),
+        "table_cost_usd": dg.MetadataValue.float(round(report.cost_usd, 6)),
+        "fields_no_provider_fills": ", ".join(coverage_notes(coverage)) or "none",
+    }
+    for line in report.fields:
+        metadata[f"filled_pct_{line.field}"] = dg.MetadataValue.float(round(line.percent, 2))
+    for provider in report.providers:
+        metadata[f"cost_usd_{provider.provider}"] = dg.MetadataValue.float(round(provider.cost_usd, 6))
+    return metadata
 
 
 @dg.definitions

@@ -22,7 +22,7 @@ from glaze_pipeline.core.intake.export import (
 from glaze_pipeline.core.intake.tables import TableInfo, table_info
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.core.model.candidates import CANDIDATE_SCHEMA
-from glaze_pipeline.core.pipeline.merge import merge
+from glaze_pipeline.core.pipeline.merge import audit_trail, merge
 from glaze_pipeline.core.pipeline.waterfall import TableWork
 from glaze_pipeline.core.storage.landing import land
 
@@ -46,7 +46,8 @@ def _enrich_with(conn, table_id: str, found: dict[str, tuple[str, int]]) -> None
             rows.append((row_key, None, None, None, "website", None, 0.0, False, now, "not_found", None))
     candidates = pl.DataFrame(rows, schema=CANDIDATE_SCHEMA, orient="row")
     records = merge(work.rows, work.wanted, [work.hints, candidates], ["website"])
-    land(conn, table_id, records, candidates, pl.DataFrame(schema={"row_key": pl.String, "reasons": pl.String}))
+    rejects = pl.DataFrame(schema={"row_key": pl.String, "reasons": pl.String})
+    land(conn, table_id, records, audit_trail(records, candidates), rejects, work.asked)
     conn.commit()
 
 
@@ -64,7 +65,8 @@ def test_export_explains_each_cell(conn, tmp_path):
         "glaze_status",
     ]
     assert frame.row(0) == ("acme.example", "Acme", 90, "website", "filled", "filled")
-    assert frame.row(1)[1:5] == (None, None, None, "not_found")
+    # An empty cell names whose word explains it, and the word itself.
+    assert frame.row(1)[1:5] == (None, None, "website", "not_found: website found no value")
     assert frame.row(2)[1:5] == (None, None, None, None) and frame.row(2)[5].startswith("rejected: ")
     plain = export_frame(conn, table_info(conn, uploaded.table_id))
     assert plain.columns == ["url", "company_name", "company_name_confidence", "glaze_status"]

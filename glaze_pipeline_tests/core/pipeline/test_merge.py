@@ -14,7 +14,7 @@ from glaze_pipeline.core.model.fields import FIELD_NAMES, EntityType
 from glaze_pipeline.core.model.records import record_schema
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.gaps import hint_candidates
-from glaze_pipeline.core.pipeline.merge import AGREEMENT_BOOST, merge
+from glaze_pipeline.core.pipeline.merge import AGREEMENT_BOOST, NOBODY_ANSWERED, NOBODY_FILLS, audit_trail, merge
 
 COMPANY = EntityType.COMPANY_WEBSITE
 PERSON = EntityType.LINKEDIN_PERSON
@@ -250,12 +250,17 @@ def test_output_has_the_record_schema_and_one_row_per_entity_even_without_candid
     assert records["row_key"].to_list() == ["a", "b", "c"]
     assert records["input_url"].to_list() == ["a.example", "b.example", "c.example"]
     assert one(records, "b")["status"] == "not_found"
-    assert one(records, "b")["provenance"] == {"company_name": {"status": "not_found"}}
-    assert one(records, "c")["provenance"] == {"person_title": {"status": "not_found"}}
+    silent = {"status": "not_found", "source": None, "reason": NOBODY_ANSWERED}
+    assert one(records, "b")["provenance"] == {"company_name": silent}
+    assert one(records, "c")["provenance"] == {"person_title": silent}
     assert merge(rows, ["company_name"], [], PRIORITY)["status"].to_list() == ["not_found"] * 2 + ["not_wanted"]
 
 
 # --- statuses -----------------------------------------------------------------------------------
+
+
+def failed_because(key: str, status: Status, source: str, reason: str) -> dict[str, Any]:
+    return failed(key, status, source) | {"detail": reason}
 
 
 @pytest.mark.parametrize(
@@ -266,26 +271,68 @@ def test_output_has_the_record_schema_and_one_row_per_entity_even_without_candid
         ([Status.NOT_FOUND, Status.TIMEOUT], Status.TIMEOUT),
         ([Status.PROVIDER_ERROR, Status.RATE_LIMITED], Status.RATE_LIMITED),
         ([Status.BLOCKED, Status.BUDGET_EXHAUSTED], Status.BUDGET_EXHAUSTED),
-        ([Status.SKIPPED_NO_KEY, Status.LLM_FAILED, Status.NOT_FOUND], Status.SKIPPED_NO_KEY),
+        # What happened to this row beats what is true of every row (a missing key is said once per run).
+        ([Status.BLOCKED, Status.SKIPPED_NO_KEY], Status.BLOCKED),
+        ([Status.SKIPPED_NO_KEY, Status.LLM_FAILED, Status.NOT_FOUND], Status.LLM_FAILED),
+        ([Status.NOT_FOUND, Status.SKIPPED_NO_KEY], Status.SKIPPED_NO_KEY),
         ([Status.NOT_FOUND], Status.NOT_FOUND),
     ],
 )
-def test_an_unfilled_field_reports_the_worst_failure_of_its_row(statuses: list[Status], expected: Status) -> None:
+def test_an_unfilled_field_reports_the_most_useful_failure_of_its_row(statuses: list[Status], expected: Status) -> None:
     rows = source_rows(("a", COMPANY), ("b", COMPANY))
     sources = ["website", "search", "llm"]
     candidates = frame(
-        *(failed("a", status, source) for status, source in zip(statuses, sources, strict=False)),
+        *(failed_because("a", s, source, f"{s} here") for s, source in zip(statuses, sources, strict=False)),
         filled("b", "company_name", "B", 80, "website"),
     )
     records = merge(rows, ["company_name", "company_email"], [candidates], PRIORITY)
 
     a = one(records, "a")
     attempts = dict(zip(sources, (s.value for s in statuses), strict=False))
-    assert a["provenance"]["company_name"] == {"status": expected.value, "attempts": attempts}
-    assert a["provenance"]["company_email"] == {"status": expected.value, "attempts": attempts}
+    speaker = sources[statuses.index(expected)]
+    reason = f"{speaker}: {expected} here"
+    explained = {"status": expected.value, "source": speaker, "reason": reason, "attempts": attempts}
+    assert a["provenance"]["company_name"] == explained
+    assert a["provenance"]["company_email"] == explained
     assert a["status"] == expected.value
-    # Another row's failures never leak into this one.
-    assert one(records, "b")["provenance"]["company_email"] == {"status": "not_found"}
+    # Another row's failures never leak into this one; the provider that filled its name found no email.
+    b_email = one(records, "b")["provenance"]["company_email"]
+    assert b_email == {
+        "status": "not_found",
+        "source": "website",
+        "reason": "website found no value",
+        "attempts": {"website": "not_found"},
+    }
+
+
+def test_a_host_that_does_not_resolve_is_not_found_with_its_reason_never_a_missing_key() -> None:
+    rows = source_rows(("dead", COMPANY))
+    candidates = frame(
+        failed_because("dead", Status.NOT_FOUND, "website", "host name 'dead.example' does not resolve"),
+        failed_because("dead", Status.SKIPPED_NO_KEY, "search", "GLAZE_SEARCH_API_KEY is not set: search skipped"),
+        failed_because("dead", Status.BUDGET_EXHAUSTED, "linkedin", "run budget $0 reached"),
+        failed_because("dead", Status.SKIPPED_NO_KEY, "llm", "ANTHROPIC_API_KEY is not set: llm skipped"),
+    )
+    record = one(merge(rows, ["company_name"], [candidates], PRIORITY), "dead")
+    assert record["status"] == "not_found"
+    provenance = record["provenance"]["company_name"]
+    assert (provenance["status"], provenance["source"]) == ("not_found", "website")
+    assert provenance["reason"] == "website: host name 'dead.example' does not resolve"
+
+
+def test_a_provider_failure_does_not_explain_a_field_it_never_fills() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        failed_because("a", Status.TIMEOUT, "website", "the server did not answer in time"),
+        failed_because("a", Status.SKIPPED_NO_KEY, "search", "GLAZE_SEARCH_API_KEY is not set: search skipped"),
+    )
+    fills = {"website": frozenset({"company_email"}), "search": frozenset({"company_industry", "company_email"})}
+    records = merge(rows, ["company_email", "company_industry", "company_city"], [candidates], PRIORITY, fills=fills)
+    provenance = one(records, "a")["provenance"]
+    assert provenance["company_email"]["status"] == "timeout"
+    assert provenance["company_industry"]["status"] == "skipped_no_key"  # the website never fills an industry
+    assert provenance["company_industry"]["attempts"] == {"search": "skipped_no_key"}
+    assert provenance["company_city"] == {"status": "not_found", "source": None, "reason": NOBODY_FILLS}
 
 
 def test_row_status_is_filled_when_every_wanted_field_is_and_partial_otherwise() -> None:
@@ -301,7 +348,8 @@ def test_row_status_is_filled_when_every_wanted_field_is_and_partial_otherwise()
     assert one(records, "full")["status"] == "filled"
     part = one(records, "part")
     assert part["status"] == "partial"
-    assert part["provenance"]["company_email"] == {"status": "blocked", "attempts": {"search": "blocked"}}
+    assert part["provenance"]["company_email"]["status"] == "blocked"
+    assert part["provenance"]["company_email"]["attempts"] == {"website": "not_found", "search": "blocked"}
     assert part["provenance"]["company_name"]["status"] == "filled"
 
 
@@ -356,6 +404,43 @@ def test_hints_and_cached_candidates_cost_nothing() -> None:
     record = one(merge(rows, ["company_name", "company_city"], [hints, cached], PRIORITY), "a")
     assert record["cost_usd"] == 0.0
     assert record["provenance"]["company_city"]["cached"] is True
+
+
+# --- the audit trail ----------------------------------------------------------------------------
+
+
+def test_the_audit_trail_keeps_every_candidate_marks_the_chosen_one_and_says_why_the_others_lost() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_name", "Acme", 80, "website"),
+        # The same provider's second guess, with the reason its extractor gave for ranking it lower.
+        filled("a", "company_name", "Acme Widgets", 55, "website") | {"detail": "lower: only in the footer"},
+        filled("a", "company_name", "ACME", 70, "search"),
+        filled("a", "company_name", "Acme Holdings", 75, "llm"),
+        failed("a", Status.NOT_FOUND, "linkedin"),
+    )
+    records = merge(rows, ["company_name"], [candidates], PRIORITY)
+    trail = audit_trail(records, candidates)
+
+    assert trail.height == 4  # every value found, none lost; the failure is not a value
+    by_value = {r["value"]: r for r in trail.iter_rows(named=True)}
+    assert [v for v, r in by_value.items() if r["chosen"]] == ["Acme"]
+    assert by_value["Acme"]["reason"].startswith("website at confidence 90, confirmed by search")
+    assert by_value["Acme Widgets"]["reason"] == "lost to 'Acme' from website (confidence 90)"
+    assert by_value["Acme Widgets"]["detail"] == "lower: only in the footer"
+    assert by_value["ACME"]["reason"] == "agrees with the kept value, which website supplied"
+    assert by_value["Acme Holdings"]["reason"] == "lost to 'Acme' from website (confidence 90)"
+
+
+def test_a_value_validation_rejects_is_no_longer_chosen() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(filled("a", "company_name", "Acme", 80, "website"))
+    records = merge(rows, ["company_name"], [candidates], PRIORITY)
+    provenance = json.dumps({"company_name": {"status": "rejected", "rejected_value": "Acme", "source": "website"}})
+    rejected = records.with_columns(company_name=pl.lit(None, pl.String), provenance=pl.lit(provenance))
+    row = audit_trail(rejected, candidates).row(0, named=True)
+    assert row["chosen"] is False
+    assert row["reason"].startswith("chosen, then rejected by validation")
 
 
 # --- landing policy: values below GLAZE_MIN_CONFIDENCE ---------------------------------------------
@@ -424,3 +509,15 @@ def test_a_value_only_ever_ruled_out_keeps_its_own_low_confidence() -> None:
     assert record["provenance"]["company_email"]["conflicts"] == [
         {"value": "press@acme.example", "confidence": 6, "source": "website"}
     ]
+
+
+def test_a_value_below_the_landing_threshold_is_in_the_trail_not_chosen_and_says_why() -> None:
+    rows = source_rows(("a", COMPANY))
+    candidates = frame(
+        filled("a", "company_country", "IO", 50, "website"), filled("a", "company_country", "GB", 40, "llm")
+    )
+    records = merge(rows, ["company_country"], [candidates], PRIORITY, min_confidence=70)
+    by_value = {r["value"]: r for r in audit_trail(records, candidates).iter_rows(named=True)}
+    assert not any(r["chosen"] for r in by_value.values())
+    assert by_value["IO"]["reason"] == "website found 'IO' at confidence 50, below GLAZE_MIN_CONFIDENCE (70)"
+    assert by_value["GB"]["reason"] == "lost to 'IO' from website (confidence 50)"

@@ -1,0 +1,127 @@
+"""Landing on real Postgres: the audit trail keeps every candidate, marks the chosen one, and follows re-runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from glaze_pipeline.core.intake.tables import TableStatus
+from glaze_pipeline.core.intake.uploads import upload_file
+from glaze_pipeline.core.model.candidates import Attempt, Found, attempts_to_frame
+from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.pipeline.merge import audit_trail, merge
+from glaze_pipeline.core.pipeline.waterfall import TableWork
+from glaze_pipeline.core.storage.landing import land
+from glaze_pipeline_tests.helpers import write_table
+
+FIELDS = ["company_name", "company_city"]
+ORDER = ["website", "search"]
+
+
+def _table(conn, tmp_path: Path, name: str) -> TableWork:
+    path = write_table(tmp_path / f"{name}.csv", ["https://acme.example"])
+    table_id = upload_file(conn, path, fields=FIELDS, status=TableStatus.RUNNING).table_id
+    conn.commit()
+    return TableWork.load(conn, table_id)
+
+
+def _land(conn, work: TableWork, *frames: pl.DataFrame) -> int:
+    records = merge(work.rows, work.asked, list(frames), ORDER)
+    candidates = pl.concat(frames)
+    rejects = pl.DataFrame(schema={"row_key": pl.String, "reasons": pl.String})
+    stats = land(conn, work.table_id, records, audit_trail(records, candidates), rejects, work.asked)
+    conn.commit()
+    return stats.field_values_added
+
+
+def _trail(conn, table_id: str) -> list[tuple[str, str, str, bool, str | None, str | None]]:
+    return conn.execute(
+        "SELECT field, source, value, chosen, reason, detail FROM glaze.field_values WHERE table_id = %s"
+        " ORDER BY field, source, value",
+        (table_id,),
+    ).fetchall()
+
+
+def test_every_candidate_is_kept_with_the_chosen_one_marked_and_the_losers_reasons(servers, conn, tmp_path):
+    work = _table(conn, tmp_path, "audit_all")
+    key = work.rows["row_key"][0]
+    fetched = datetime(2026, 3, 1, tzinfo=UTC)
+    # Two names from one fetch of one provider: the old key (row, field, source, fetched_at) kept only one.
+    website = attempts_to_frame(
+        [
+            Attempt(
+                key,
+                (
+                    Found("company_name", "Acme", 90, "og:site_name"),
+                    Found("company_name", "Acme Widgets", 60, "footer"),
+                    Found("company_city", "Berlin", 80, "address"),
+                ),
+                Status.FILLED,
+                fetched_at=fetched,
+            )
+        ],
+        "website",
+    ).with_columns(  # the extractor's word on a value it ranked lower travels in `detail`
+        detail=pl.when(pl.col("value") == "Acme Widgets").then(pl.lit("lower: footer text only")).otherwise(None)
+    )
+    search = attempts_to_frame(
+        [Attempt(key, (Found("company_name", "Acme Holdings", 70, "snippet"),), Status.FILLED, fetched_at=fetched)],
+        "search",
+    )
+    assert _land(conn, work, website, search) == 4
+
+    trail = _trail(conn, work.table_id)
+    assert [(f, s, v, c) for f, s, v, c, _, _ in trail] == [
+        ("company_city", "website", "Berlin", True),
+        ("company_name", "search", "Acme Holdings", False),
+        ("company_name", "website", "Acme", True),
+        ("company_name", "website", "Acme Widgets", False),
+    ]
+    reasons = {v: (reason, detail) for _, _, v, _, reason, detail in trail}
+    assert reasons["Acme Holdings"][0] == "lost to 'Acme' from website (confidence 90)"
+    assert reasons["Acme Widgets"] == ("lost to 'Acme' from website (confidence 90)", "lower: footer text only")
+    # "Why this value and not that one" is one query: the landed value beside every other candidate.
+    why = conn.execute(
+        """SELECT loser.value, loser.reason FROM glaze.field_values kept
+           JOIN glaze.field_values loser USING (table_id, row_key, field)
+           JOIN glaze.records r USING (table_id, row_key)
+           WHERE kept.chosen AND NOT loser.chosen AND kept.value = r.company_name
+             AND r.table_id = %s AND kept.field = 'company_name' ORDER BY loser.value""",
+        (work.table_id,),
+    ).fetchall()
+    assert [v for v, _ in why] == ["Acme Holdings", "Acme Widgets"]
+
+
+def test_a_rerun_moves_the_chosen_mark_and_adds_only_what_is_new(servers, conn, tmp_path):
+    work = _table(conn, tmp_path, "audit_rerun")
+    key = work.rows["row_key"][0]
+    first_fetch = datetime(2026, 3, 1, tzinfo=UTC)
+    old = attempts_to_frame(
+        [Attempt(key, (Found("company_name", "Acme", 80, "title"),), Status.FILLED, fetched_at=first_fetch)], "website"
+    )
+    assert _land(conn, work, old) == 1
+    assert _land(conn, work, old) == 0  # the same answer again (a cache hit) adds nothing
+
+    newer = attempts_to_frame(
+        [
+            Attempt(
+                key,
+                (Found("company_name", "Acme Robotics", 95, "json-ld"),),
+                Status.FILLED,
+                fetched_at=first_fetch + timedelta(days=40),
+            )
+        ],
+        "website",
+    )
+    assert _land(conn, work, newer) == 1
+    trail = {v: (chosen, reason) for _, _, v, chosen, reason, _ in _trail(conn, work.table_id)}
+    assert trail["Acme Robotics"][0] is True
+    assert trail["Acme"][0] is False
+    assert trail["Acme"][1].startswith("chosen by an earlier run: website at confidence 80")
+    chosen = conn.execute(
+        "SELECT count(*) FROM glaze.field_values WHERE table_id = %s AND field = 'company_name' AND chosen",
+        (work.table_id,),
+    ).fetchone()
+    assert chosen == (1,)
