@@ -79,11 +79,10 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """The single-record API and its sensor: how long to hold a request open, upload size, the UI's address."""
+    """The single-record API and its sensor: how long to hold a request open, the UI's address."""
 
     requests_wait_s: float = 4.0  # the requests sensor listens this long for new requests within one tick
     max_wait_s: float = 30.0  # the most `?wait=` may hold a POST open
-    max_upload_bytes: int = 100 * 1024 * 1024
     dagster_url: str = "http://127.0.0.1:3000"  # runs link to {dagster_url}/runs/<run id>
 
 
@@ -296,7 +295,6 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         api=ServiceSettings(
             requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
             max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),
-            max_upload_bytes=max(1, _int(env, "GLAZE_API_MAX_UPLOAD_MB", 100)) * 1024 * 1024,
             dagster_url=(env.get("GLAZE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
         ),
     )

@@ -153,7 +153,7 @@ async def enrich_events(websocket: WebSocket, request_id: str) -> None:
     tags=["tables"],
     summary="Upload a table",
     responses={
-        413: {"model": Problem, "description": "Larger than GLAZE_API_MAX_UPLOAD_MB; refused while it streams."},
+        413: {"model": Problem, "description": "Larger than GLAZE_MAX_UPLOAD_MB; refused while it streams."},
         422: {
             "model": Problem,
             "description": "Refused as `glaze upload` refuses it; the detail names the column or row.",

@@ -30,8 +30,10 @@ from glaze_pipeline.core.pipeline.runtime import Runtime, connect_runtime
 from glaze_pipeline.core.providers.limiter import Limits, RateLimiter
 from glaze_pipeline.core.storage.api_keys import ApiKey, authenticate, key_by_id
 from glaze_pipeline.core.storage.cache import connect_cache
+from glaze_pipeline.core.storage.readonly import reader_url
 from glaze_pipeline.core.storage.requests import EnrichRequest, NewRequest, create_request, get_request
 
+MULTIPART_FRAMING_BYTES = 64 * 1024  # part headers and boundaries around the file in a POST /v1/tables body
 CACHE_RETRY_S = 30.0  # a cache that lost Redis tries to reconnect this often
 
 
@@ -39,7 +41,9 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.runtime: Runtime = connect_runtime(settings)  # the migrated database, Redis and the provider cache
-        self.db = Databases(self.runtime.database_url)
+        self.db = Databases(
+            self.runtime.database_url, reader_url(self.runtime.database_url, settings.readonly_database_url)
+        )
         self.events = RequestEvents(self.runtime.database_url)
         self.runs = RunLookup(settings)
         url = self.runtime.redis_url
@@ -47,6 +51,8 @@ class Service:
         self._limiters: dict[str, RateLimiter] = {}
         self._cache_checked = time.monotonic()
         self.uploads = settings.home / "uploads"
+        # One upload cap for every way in (GLAZE_MAX_UPLOAD_MB); the body may add a little multipart framing.
+        self.max_body_bytes = settings.upload_limits.max_bytes + MULTIPART_FRAMING_BYTES
 
     async def start(self) -> None:
         self.events.start()
@@ -61,11 +67,11 @@ class Service:
     # --- keys ----------------------------------------------------------------------------------
 
     def authenticate(self, token: str | None) -> ApiKey | None:
-        with self.db.reading() as conn:
+        with self.db.writing() as conn:
             return authenticate(conn, token)
 
     def key_by_id(self, key_id: str) -> ApiKey | None:
-        with self.db.reading() as conn:
+        with self.db.writing() as conn:
             return key_by_id(conn, key_id)
 
     async def admit(self, key: ApiKey) -> float:
@@ -175,7 +181,7 @@ class Service:
         folder = self.uploads / uuid.uuid4().hex
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            form = await receive_form(content_type, length, body, folder, max_bytes=self.settings.api.max_upload_bytes)
+            form = await receive_form(content_type, length, body, folder, max_bytes=self.max_body_bytes)
             uploaded = await asyncio.to_thread(self._register, key, form)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)  # nothing half-written stays behind

@@ -26,7 +26,7 @@ def live_api(servers) -> Iterator[ApiServer]:
     with SiteServer(synthetic_pages) as site, pytest.MonkeyPatch.context() as mp:
         ip, port = site.address
         mp.setenv("GLAZE_RESOLVE", f"*.bench.example={ip}:{port}")
-        mp.setenv("GLAZE_API_MAX_UPLOAD_MB", "1")
+        mp.setenv("GLAZE_MAX_UPLOAD_MB", "1")
         mp.setenv("GLAZE_API_MAX_WAIT_S", "0.5")
         with api_server() as server:
             yield server

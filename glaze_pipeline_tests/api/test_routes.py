@@ -15,9 +15,11 @@ from collections.abc import Iterator
 
 import dagster as dg
 import httpx
+import psycopg
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from glaze_pipeline.api.service import MULTIPART_FRAMING_BYTES
 from glaze_pipeline.core.storage.api_keys import revoke_key
 from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
 from glaze_pipeline_tests.api.live import ApiServer, api_server, new_key, run_batch, sensor_tick
@@ -29,7 +31,8 @@ def site(servers) -> Iterator[SiteServer]:
         ip, port = server.address
         mp.setenv("GLAZE_RESOLVE", f"*.bench.example={ip}:{port}")
         mp.setenv("GLAZE_REQUESTS_WAIT_S", "0")  # a sensor tick with nothing queued ends at once
-        mp.setenv("GLAZE_API_MAX_UPLOAD_MB", "2")
+        mp.setenv("GLAZE_MAX_UPLOAD_MB", "2")
+        mp.setenv("GLAZE_API_MAX_WAIT_S", "300")  # a held POST outlasts a run on a loaded machine
         yield server
 
 
@@ -206,13 +209,13 @@ def test_wait_holds_the_post_until_the_result(api, conn, token, instance):
     url = host()
     answer: list[httpx.Response] = []
     with api.client(token) as client:
-        waiting = threading.Thread(target=lambda: answer.append(enrich(client, url, params={"wait": 30})))
+        waiting = threading.Thread(target=lambda: answer.append(enrich(client, url, params={"wait": 300}, timeout=310)))
         waiting.start()
         deadline = time.monotonic() + 10
         while not (tick := sensor_tick(instance)).run_requests and time.monotonic() < deadline:
             pass  # the POST is in flight: its request appears in the queue within milliseconds
         run_batch(instance, tick.run_requests[0])
-        waiting.join(timeout=30)
+        waiting.join(timeout=300)
     assert answer[0].status_code == 200
     assert answer[0].json()["status"] == "completed" and answer[0].json()["cache_hit"] is False
 
@@ -237,7 +240,7 @@ def test_idempotent_retry_returns_the_same_request(api, token):
 
 def test_oversized_upload_gets_413_before_the_body_is_read(api, conn):
     token = new_key(conn, "big")
-    cap = api.server.config.app.state.service.settings.api.max_upload_bytes
+    cap = api.server.config.app.state.service.max_body_bytes
     total = cap * 20
     with socket.create_connection(("127.0.0.1", int(api.url.rsplit(":", 1)[1]))) as sock:
         boundary = "glazeboundary"
@@ -270,7 +273,7 @@ def test_oversized_upload_gets_413_before_the_body_is_read(api, conn):
 
 
 def test_declared_oversized_upload_is_refused_before_reading(api, token):
-    cap = api.server.config.app.state.service.settings.api.max_upload_bytes
+    cap = api.server.config.app.state.service.max_body_bytes
     with socket.create_connection(("127.0.0.1", int(api.url.rsplit(":", 1)[1])), timeout=10) as sock:
         sock.sendall(
             f"POST /v1/tables HTTP/1.1\r\nHost: test\r\nX-API-Key: {token}\r\n"
@@ -410,3 +413,28 @@ def test_console_refuses_forms_from_another_origin_and_sockets_without_a_key(api
         ws_connect(url, additional_headers={"X-API-Key": "wrong"}, open_timeout=10),
     ):
         pass
+
+
+# --- least privilege ----------------------------------------------------------------------------------
+
+
+def test_read_paths_log_in_as_the_reader_and_cannot_write(api):
+    """Requests, tables, exports and metrics read as glaze_reader: a bug in a read path cannot change data."""
+    service = api.server.config.app.state.service
+    with service.db.reading() as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("glaze_reader",)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("UPDATE glaze.requests SET status = 'failed'")
+        conn.rollback()
+        conn.execute("SET TRANSACTION READ WRITE")  # even a read-write transaction has no right to write
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE glaze.requests SET status = 'failed'")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT key_hash FROM glaze.api_keys")  # key hashes are not for readers
+        conn.rollback()
+
+
+def test_one_upload_cap_for_every_way_in(api):
+    service = api.server.config.app.state.service
+    assert service.max_body_bytes == service.settings.upload_limits.max_bytes + MULTIPART_FRAMING_BYTES

@@ -125,7 +125,7 @@ def reader_url(database_url: str, readonly_url: str | None) -> str:
     return psycopg.conninfo.make_conninfo("", **params)
 
 
-def _connect_reader(url: str) -> psycopg.Connection:
+def connect_reader(url: str) -> psycopg.Connection:
     try:
         return psycopg.connect(url, connect_timeout=10, application_name="glaze read-only")
     except psycopg.OperationalError as exc:
@@ -265,7 +265,7 @@ class stream_query:  # a context manager, named like open()
         self._watchdog: _Watchdog | None = None
 
     def __enter__(self) -> tuple[list[str], _Chunks]:
-        conn = self._conn = _connect_reader(self._url)
+        conn = self._conn = connect_reader(self._url)
         try:
             role_timeout_s = check_reader(conn)
             self._timeout_s = self._deadline_s or role_timeout_s
