@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from glaze_pipeline.config import settings
+from glaze_pipeline.config import Settings, settings
 from glaze_pipeline.core.intake.tables import TableStatus
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
@@ -62,6 +62,13 @@ def write_demo_table(path: Path, hosts: list[str]) -> Path:
 
 
 def run_demo() -> None:
+    s, table_id = _enrich_demo_table()
+    _show_records(s, table_id)
+    _show_icp_ranking(s, table_id)
+
+
+def _enrich_demo_table() -> tuple[Settings, str]:
+    """Serve the demo sites and vendor simulators on loopback, upload the demo table and enrich it."""
     hosts = demo_hosts()
     with (
         SiteServer(directory_pages(DEMO_SITES)) as site,
@@ -100,29 +107,35 @@ def run_demo() -> None:
             f" × ${s.apis['search'].price_usd:g}, LinkedIn {linkedin.count(200)} × ${s.apis['linkedin'].price_usd:g};"
             f" LLM simulator requests {llm_sim.counters.requests['messages']}"
         )
+    return s, uploaded.table_id
 
+
+def _show_records(s: Settings, table_id: str) -> None:
     with database(s) as conn:
         cur = conn.execute(
             "SELECT normalized_url, company_name, company_city, company_country, company_founded_year,"
             " company_email, company_industry, company_employee_range, status,"
             " cost_usd::numeric(10, 4) AS cost_usd"
             " FROM glaze.records WHERE table_id = %s ORDER BY normalized_url",
-            (uploaded.table_id,),
+            (table_id,),
         )
         columns = [d.name for d in cur.description or []]
         rows = cur.fetchall()
-    out.print(f"\n[bold]Enriched rows in Postgres[/] (glaze.records, table_id = '{uploaded.table_id}'):")
+    out.print(f"\n[bold]Enriched rows in Postgres[/] (glaze.records, table_id = '{table_id}'):")
     print_rows(columns, rows)
     out.print(
         "\nWhere to look next:\n"
-        f"  SQL:    .venv/bin/glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{uploaded.table_id}'\"\n"
-        f"  export: .venv/bin/glaze export {uploaded.table_id} --format csv -o demo.csv\n"
+        f"  SQL:    .venv/bin/glaze sql \"SELECT * FROM glaze.records WHERE table_id = '{table_id}'\"\n"
+        f"  export: .venv/bin/glaze export {table_id} --format csv -o demo.csv\n"
         "  UI:     .venv/bin/glaze dev   (then open http://127.0.0.1:3000 → Runs)\n"
         '  marts:  .venv/bin/glaze sql "SELECT * FROM glaze_marts.companies"   (more in docs/sql.md)'
     )
+
+
+def _show_icp_ranking(s: Settings, table_id: str) -> None:
     with database(s) as conn:  # a dbt mart, refreshed by `enrich_table` through Dagster
-        cur = conn.execute(ICP_RANKING, (f"%{uploaded.table_id}%",))
+        cur = conn.execute(ICP_RANKING, (f"%{table_id}%",))
         columns, rows = [d.name for d in cur.description or []], cur.fetchall()
     out.print("\n[bold]Demo companies ranked by ICP score[/] (dbt mart glaze_marts.icp_scores):")
-    out.print(f"[dim]{ICP_RANKING.replace('%s', repr(f'%{uploaded.table_id}%'))}[/]")
+    out.print(f"[dim]{ICP_RANKING.replace('%s', repr(f'%{table_id}%'))}[/]")
     print_rows(columns, rows)
