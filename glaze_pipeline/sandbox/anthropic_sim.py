@@ -5,7 +5,8 @@ looks for a sentence in the fenced evidence that states it and returns the value
 with that sentence as the quote. Knobs make it refuse, run out of tokens, answer
 malformed input, overload, or expire batch items; triggers in the evidence
 (`SIM:REFUSE`, `SIM:MAX_TOKENS`, `SIM:MALFORMED`, `SIM:EXPIRE`) pick a failure per
-row. It counts requests and tokens so tests and benchmarks can assert on them.
+row; `SIM:HTML`, `SIM:EMPTY`, `SIM:NOT_JSON`, `SIM:WRONG_SHAPE` answer 200 with something that is
+not a Messages API message. It counts requests and tokens so tests and benchmarks can assert on them.
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ class AnthropicSimulator(LoopbackServer):
         router.add_route("*", "/{path:.*}", _not_found)  # the API's error shape, not aiohttp's text page
 
     async def _post_message(self, request: web.Request) -> web.Response:
-        return _json(*await self._messages(await request.json()))
+        body = await request.json()
+        broken = _broken_answer(_user_text(body))
+        if broken is not None:  # a proxy or a misconfigured base URL answering 200 with something else
+            self.counters.requests["messages"] += 1
+            return broken
+        return _json(*await self._messages(body))
 
     async def _post_batch(self, request: web.Request) -> web.Response:
         return _json(*self._create_batch(await request.json(), _base(request)))
@@ -252,6 +258,22 @@ class AnthropicSimulator(LoopbackServer):
         if batch is None or batch["polls"] < self.knobs.batch_polls_until_end:
             return None
         return list(batch["results"])
+
+
+# Not the API's answers: what a captive portal, a proxy or a wrong base URL sends back with a 200.
+_BROKEN_ANSWERS = {
+    "SIM:HTML": ("<html><body><h1>Welcome</h1></body></html>", "text/html"),
+    "SIM:EMPTY": ("", "application/json"),
+    "SIM:NOT_JSON": ("{'type': 'message'", "application/json"),
+    "SIM:WRONG_SHAPE": ('{"type": "message", "content": "a string where blocks belong"}', "application/json"),
+}
+
+
+def _broken_answer(user: str) -> web.Response | None:
+    for trigger, (text, content_type) in _BROKEN_ANSWERS.items():
+        if trigger in user:
+            return web.Response(status=200, text=text, content_type=content_type)
+    return None
 
 
 def _user_text(body: dict[str, Any]) -> str:

@@ -141,6 +141,16 @@ def test_each_failure_mode_is_a_row_status_and_the_batch_goes_on(sim, trigger, r
     assert good.status == Status.FILLED
 
 
+@pytest.mark.parametrize("trigger", ["SIM:HTML", "SIM:EMPTY", "SIM:NOT_JSON", "SIM:WRONG_SHAPE"])
+def test_a_200_that_is_not_a_message_is_a_row_status_and_the_batch_goes_on(sim, trigger):
+    """HTML, an empty body, broken JSON or a wrong shape from the endpoint: llm_failed for that row, never a crash."""
+    attempts = run(provider(sim), [target("bad", PAGE + " " + trigger), target("good")])
+    bad, good = attempts
+    assert bad.status == Status.LLM_FAILED and bad.found == () and "ANTHROPIC_BASE_URL" in bad.detail
+    assert good.status == Status.FILLED
+    assert sim.counters.requests["messages"] == 2  # one each: a bad answer is not retried
+
+
 def test_overload_is_retried_by_the_sdk_only_and_never_multiplied(sim):
     sim.knobs.overload_next = 10
     (attempt,) = run(provider(sim, sdk_max_retries=2), [target("busy")])

@@ -135,11 +135,15 @@ class LlmProvider(Provider):
                 return _failed(target, f"HTTP {exc.status_code} {_error_type(exc)}")
             except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
                 return _failed(target, f"{type(exc).__name__}")
-        return self._judge(target, pack, message.model_dump(), batch=False)
+            except (anthropic.APIError, ValueError) as exc:  # a 200 whose body is not JSON, or not a message
+                return _failed(target, f"unreadable answer ({type(exc).__name__}): check ANTHROPIC_BASE_URL")
+        if not isinstance(message, anthropic.types.Message):
+            return _failed(target, f"the answer is not a message ({type(message).__name__}): check ANTHROPIC_BASE_URL")
+        return self._judge(target, pack, message.model_dump(warnings=False), batch=False)
 
     def _judge(self, target: Target, pack: EvidencePack, message: dict[str, Any], *, batch: bool) -> Attempt:
         """Turn one model message into an attempt: grounded values, or a failure status with what it cost."""
-        usage = Usage(**{k: int(v or 0) for k, v in (message.get("usage") or {}).items() if k in Usage.__annotations__})
+        usage = Usage(**{k: int(v or 0) for k, v in _dict(message.get("usage")).items() if k in Usage.__annotations__})
         cost = cost_usd(self.settings.model, usage, batch=batch)
         now = datetime.now(UTC)
         stop = message.get("stop_reason")
@@ -149,7 +153,10 @@ class LlmProvider(Provider):
         )
         if stop in ("refusal", "max_tokens"):
             return _failed(target, f"{stop} ({tokens})", cost)
-        tool_input = next((b.get("input") for b in message.get("content") or [] if b.get("type") == "tool_use"), None)
+        content = message.get("content")
+        if not isinstance(content, list):
+            return _failed(target, f"the answer is not a message: check ANTHROPIC_BASE_URL ({tokens})", cost)
+        tool_input = next((_dict(b).get("input") for b in content if _dict(b).get("type") == "tool_use"), None)
         if tool_input is None:
             return _failed(target, f"no tool call ({tokens})", cost)
         try:
@@ -204,6 +211,11 @@ class LlmProvider(Provider):
             attempts[attempt.row_key] = attempt
         await asyncio.to_thread(self.batches.collected, key)
         return [attempts[t.row_key] for t in targets]
+
+
+def _dict(value: object) -> dict[str, Any]:
+    """A part of the answer as a dict, or empty: the SDK does not validate what the endpoint sent."""
+    return value if isinstance(value, dict) else {}
 
 
 def _custom_id(row_key: str) -> str:
