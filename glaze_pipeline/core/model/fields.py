@@ -120,6 +120,22 @@ def normalise_url(raw: str) -> str | None:
     return f"{parts.scheme}://{parts.hostname.lower()}{path}"
 
 
+def normalise_image_url(raw: str) -> str | None:
+    """An image URL with its query string: CDNs sign image links there (LinkedIn's `?e=<expiry>&v=beta&t=<token>`),
+    and a signed link without its signature is a broken link. Only the fragment goes."""
+    base = normalise_url(raw.split("#", 1)[0].split("?", 1)[0])
+    if base is None:
+        return None
+    query = raw.split("#", 1)[0].partition("?")[2].strip()
+    return f"{base}?{query}" if query and not any(ch.isspace() for ch in query) else base
+
+
+def signed_url_expiry(url: str) -> datetime | None:
+    """When a signed media link stops working, if it says so (`e=<unix seconds>`, as LinkedIn's CDN does)."""
+    match = re.search(r"[?&]e=(\d{9,11})(?:&|$)", url)
+    return datetime.fromtimestamp(int(match.group(1)), UTC) if match else None
+
+
 _NOT_PROFILES = frozenset({"share", "sharer", "intent", "shareArticle", "home", "login", "search"})
 
 
@@ -376,7 +392,7 @@ CATALOG: dict[str, Field] = {
         Field("company_email", _C, "Public contact email", normalise_email, EMAIL),
         Field("company_employee_range", _C, "Employee band, e.g. 51-200", normalise_employee_range, EMPLOYEE_RANGE),
         Field("company_specialities", _C, "Specialities, comma-separated as published", _text(1000), None, 1000),
-        Field("company_logo_url", _C, "Logo image URL", normalise_url, URL),
+        Field("company_logo_url", _C, "Logo image URL (signed CDN links keep their query)", normalise_image_url, URL),
         Field("company_facebook", _C, "Facebook page", _facebook, FACEBOOK),
         Field("company_instagram", _C, "Instagram profile", _instagram, INSTAGRAM),
         Field("company_youtube", _C, "YouTube channel", _youtube, YOUTUBE),
