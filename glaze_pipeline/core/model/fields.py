@@ -237,7 +237,11 @@ def implausible(field: str, value: str, company_hosts: frozenset[str] | set[str]
     if field != "company_email" or not company_hosts:
         return None
     domain = value.rsplit("@", 1)[-1].lower()
-    if domain in MAIL_HOSTS or registrable_name(domain) in {registrable_name(h) for h in company_hosts}:
+    # The company's names: each host's registered name, and every label before it, since a company on a
+    # hosted platform (acme.wixsite.com, acme.business.site) writes from its own domain (info@acme.de).
+    names = {registrable_name(h) for h in company_hosts}
+    names |= {label for h in company_hosts for label in h.lower().split(".")[:-2] if label != "www"}
+    if domain in MAIL_HOSTS or registrable_name(domain) in names:
         return None
     return f"an address at {domain}, neither the company's domain nor a mail service"
 

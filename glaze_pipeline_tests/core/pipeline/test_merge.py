@@ -555,3 +555,13 @@ def test_counts_and_years_out_of_bounds_are_refused_from_any_provider() -> None:
     for source in ("website", "search", "linkedin", "llm"):
         result = attempts_to_frame([Attempt("r", found, Status.FILLED)], source)
         assert dict(result.select("field", "value").iter_rows()) == {"company_employee_count": "2100000"}
+
+
+def test_a_company_on_a_hosted_platform_keeps_the_address_at_its_own_domain() -> None:
+    rows = pl.DataFrame(
+        [("w", "acme.wixsite.com", "https://acme.wixsite.com", COMPANY.value)],
+        schema=["row_key", "input_url", "normalized_url", "entity_type"],
+        orient="row",
+    )
+    candidates = frame(filled("w", "company_email", "info@acme.de", 80, "website"))
+    assert one(merge(rows, ["company_email"], [candidates], PRIORITY), "w")["company_email"] == "info@acme.de"
