@@ -2,9 +2,17 @@
 
 - `linkedin`: the Fresh LinkedIn Data API (RapidAPI): GET /get-company-by-linkedinurl,
   /get-company-by-domain, /get-personal-profile; headers x-rapidapi-key / x-rapidapi-host;
-  answers `{"data": {...}, "message": "ok"}`, 404 when there is no such profile.
+  answers `{"data": {...}, "message": "ok"}`, 404 when there is no such profile, 401 with
+  RapidAPI's message for a bad key. Logos are signed CDN URLs that expire
+  (`https://media.licdn.com/dms/image/v2/…/company-logo_200_200/…?e=<unix expiry>&v=beta&t=<token>`),
+  `specialities` is one comma-separated string.
 - `search`: Serper: POST /search with `{"q": ...}` and header X-API-KEY; answers with
-  `organic` results and a `knowledgeGraph`.
+  `organic` results and a `knowledgeGraph` whose `type` is the kind of company ("Software
+  company") and whose `attributes` are Google's display strings (Headquarters "Austin, TX",
+  Founded "March 3, 2009, Leeds, United Kingdom", "Number of employees" "1,234 (2026)");
+  a bad key gets 403 `{"message":"Unauthorized.","statusCode":403}`.
+
+Where each shape comes from, with dates: docs/vendors.md.
 
 Answers are made up deterministically from the company's name, so the two APIs agree
 with each other. Each vendor's reader (`linkedin_ask`, `serper_ask`) turns a request into
@@ -49,7 +57,7 @@ class Knobs:
 
     latency_s: float = 0.0
     rate_limit_per_s: float = 0.0  # over this many requests in the trailing second: 429 (0 = no limit)
-    retry_after_s: float = 1.0  # Retry-After sent with every 429
+    retry_after_s: float | None = 1.0  # Retry-After sent with every 429 (None: no Retry-After, as a spent quota)
     error_rate: float = 0.0  # share of requests answered 503
     timeout_rate: float = 0.0  # share of requests that hang for `hang_s` (longer than the client waits)
     hang_s: float = 30.0
@@ -145,12 +153,30 @@ def linkedin_company(label: str, domain: str | None) -> dict[str, Any]:
         "hq_full_address": f"{f['city']}, {f['country_name']}",
         "industries": [f["industry"]],
         "linkedin_url": f"https://www.linkedin.com/company/{label}/",
-        "logo_url": f"https://media.licdn.com/dms/image/{label}/logo.png",
-        "specialties": f["specialties"],
+        "logo_url": signed_logo_url(label),
+        "specialities": ", ".join(f["specialties"]),
         "tagline": f"{f['name']}: {f['industry']}",
         "website": f"https://{domain or label + '.com'}",
         "year_founded": f["founded"],
     }
+
+
+LOGO_LIFETIME_S = 60 * 86_400  # signed media.licdn.com links seen in public samples expire weeks to months later
+
+
+def signed_logo_url(label: str, now: float | None = None) -> str:
+    """A logo the way LinkedIn's CDN serves it: a signed URL that stops working at `e` (unix seconds).
+
+    Shape from public samples of media.licdn.com company logos (docs/vendors.md).
+    """
+    issued = int(now if now is not None else time.time()) // 86_400 * 86_400
+    expiry = issued + LOGO_LIFETIME_S
+    media_id = f"D4E0BAQ{_digest(label) % 10**10:010d}"
+    token = hashlib.sha256(f"{label}:{expiry}".encode()).hexdigest()[:43]
+    return (
+        f"https://media.licdn.com/dms/image/v2/{media_id}/company-logo_200_200/company-logo_200_200/0/"
+        f"{issued * 1000}/{label.replace('-', '_')}_logo?e={expiry}&v=beta&t={token}"
+    )
 
 
 def linkedin_person(label: str) -> dict[str, Any]:
@@ -169,6 +195,25 @@ def linkedin_person(label: str) -> dict[str, Any]:
     }
 
 
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October")
+_US_STATES = {"Austin": "TX"}
+
+
+def knowledge_graph_attributes(label: str, f: dict[str, Any]) -> dict[str, str]:
+    """Google's display strings, as Serper passes them on: a US place is "City, ST", any other
+    "City, Country"; Founded is a bare year or "Month D, YYYY, Place"; the headcount carries its year."""
+    h = _digest(label)
+    state = _US_STATES.get(f["city"]) if f["country"] == "US" else None
+    place = f"{f['city']}, {state}" if state else f"{f['city']}, {f['country_name']}"
+    founded = str(f["founded"]) if h % 2 else f"{_MONTHS[h % 10]} {1 + h % 28}, {f['founded']}, {place}"
+    return {
+        "Headquarters": place,
+        "Founded": founded,
+        "Number of employees": f"{f['employees']:,} (2026)",
+        "CEO": f"Jane Roe ({_MONTHS[h % 10][:3]} {1 + h % 28}, 2019–)",
+    }
+
+
 def serper_answer(query: str) -> dict[str, Any]:
     label = label_of(query)
     f = company_facts(label)
@@ -179,12 +224,11 @@ def serper_answer(query: str) -> dict[str, Any]:
             "title": f["name"],
             "type": f"{f['industry']} company",
             "website": f"https://{domain}",
+            "imageUrl": f"https://encrypted-tbn0.gstatic.com/images?q=tbn:{label}&s=0",
             "description": f["description"],
-            "attributes": {
-                "Headquarters": f"{f['city']}, {f['country_name']}",
-                "Founded": str(f["founded"]),
-                "Number of employees": f"{f['employees']:,} (2026)",
-            },
+            "descriptionSource": "Wikipedia",
+            "descriptionLink": f"https://en.wikipedia.org/wiki/{f['name'].replace(' ', '_')}",
+            "attributes": knowledge_graph_attributes(label, f),
         },
         "organic": [
             {
@@ -246,13 +290,21 @@ async def serper_ask(request: web.Request, exists: Exists) -> Ask:
     return Ask(key, query, 200, serper_answer(query))
 
 
-# vendor -> (its routes, its reader)
-VENDORS: dict[str, tuple[tuple[tuple[str, str], ...], Reader]] = {
-    "linkedin": (
+@dataclass(frozen=True)
+class VendorSim:
+    routes: tuple[tuple[str, str], ...]
+    read: Reader
+    bad_key: tuple[int, dict[str, Any]]  # what the vendor answers a key it does not know
+
+
+VENDORS: dict[str, VendorSim] = {
+    "linkedin": VendorSim(
         (("GET", "/get-company-by-linkedinurl"), ("GET", "/get-company-by-domain"), ("GET", "/get-personal-profile")),
         linkedin_ask,
+        # RapidAPI's gateway answers an unknown key itself, before the API sees the request.
+        (401, {"message": "Invalid API key. Go to https://docs.rapidapi.com/docs/keys for more info."}),
     ),
-    "search": ((("POST", "/search"),), serper_ask),
+    "search": VendorSim((("POST", "/search"),), serper_ask, (403, {"message": "Unauthorized.", "statusCode": 403})),
 }
 STATS_PATH = "/__sim/stats"
 
@@ -283,9 +335,9 @@ class ApiSimulator(LoopbackServer):
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get(STATS_PATH, self._stats)
-        paths, read = VENDORS[self.vendor]
-        for method, path in paths:
-            router.add_route(method, path, partial(self._answer, read))
+        vendor = VENDORS[self.vendor]
+        for method, path in vendor.routes:
+            router.add_route(method, path, partial(self._answer, vendor.read))
 
     def by_entity(self) -> Counter[str]:
         return Counter(h.entity for h in list(self.log) if h.path != STATS_PATH)
@@ -302,7 +354,7 @@ class ApiSimulator(LoopbackServer):
         k = self.knobs
         decided, self._decided = self._decided, self._decided + 1
         if key != self.api_key:
-            return 401, None
+            return VENDORS[self.vendor].bad_key[0], None
         if k.force_status is not None:
             return k.force_status, k.retry_after_s if k.force_status == 429 else None
         if decided < k.fail_first:
@@ -340,7 +392,8 @@ class ApiSimulator(LoopbackServer):
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
             if 300 <= status < 400:
                 headers["Location"] = k.location
-            return web.json_response({"message": f"simulated {status}"}, status=status, headers=headers)
+            body = VENDORS[self.vendor].bad_key[1] if status == VENDORS[self.vendor].bad_key[0] else None
+            return web.json_response(body or {"message": f"simulated {status}"}, status=status, headers=headers)
         broken = "malformed" in ask.entity or (k.malformed_rate and self._random.random() < k.malformed_rate)
         if ask.status == 200 and broken:
             return web.Response(text='{"data": {"company_name": "Tru', content_type="application/json")

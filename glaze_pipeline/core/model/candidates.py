@@ -58,6 +58,9 @@ class Evidence:
 
     source_url: str
     text: str
+    # The provider that gathered it ("website": the visible text of the company's own pages). Set when
+    # evidence is handed to a later stage, so the LLM stage knows which quotes the company itself wrote.
+    origin: str = ""
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,22 @@ def normalise_url(raw: str) -> str | None:
     return f"{parts.scheme}://{parts.hostname.lower()}{path}"
 
 
+def normalise_image_url(raw: str) -> str | None:
+    """An image URL with its query string: CDNs sign image links there (LinkedIn's `?e=<expiry>&v=beta&t=<token>`),
+    and a signed link without its signature is a broken link. Only the fragment goes."""
+    base = normalise_url(raw.split("#", 1)[0].split("?", 1)[0])
+    if base is None:
+        return None
+    query = raw.split("#", 1)[0].partition("?")[2].strip()
+    return f"{base}?{query}" if query and not any(ch.isspace() for ch in query) else base
+
+
+def signed_url_expiry(url: str) -> datetime | None:
+    """When a signed media link stops working, if it says so (`e=<unix seconds>`, as LinkedIn's CDN does)."""
+    match = re.search(r"[?&]e=(\d{9,11})(?:&|$)", url)
+    return datetime.fromtimestamp(int(match.group(1)), UTC) if match else None
+
+
 _NOT_PROFILES = frozenset({"share", "sharer", "intent", "shareArticle", "home", "login", "search"})
 
 
@@ -153,6 +169,8 @@ def normalise_employee_range(raw: str) -> str | None:
     if not match:
         return None
     low, high = match.group(1), match.group(2)
+    if int(low) > MAX_EMPLOYEES or (high is not None and int(high) > MAX_EMPLOYEES):
+        return None
     if high is None:
         return f"{int(low)}+"
     return f"{int(low)}-{int(high)}" if int(low) <= int(high) else None
@@ -174,9 +192,58 @@ def normalise_year(raw: str) -> str | None:
     return str(year) if 1600 <= year <= datetime.now(UTC).year else None
 
 
+# More than any company employs (Walmart, the largest private employer, reports about 2.1 million): a
+# bigger headcount is a typo, a unit mix-up or a planted value, never a fact about a company.
+MAX_EMPLOYEES = 3_000_000
+
+
 def normalise_count(raw: str) -> str | None:
     value = re.sub(r"[,\s.'’]", "", raw.strip().rstrip("+"))
-    return str(int(value)) if _INT.match(value) and int(value) > 0 else None
+    return str(int(value)) if _INT.match(value) and 0 < int(value) <= MAX_EMPLOYEES else None
+
+
+# Mail services anyone can have an address at: a company's published address may be there, but an address at
+# any other organisation's domain is not the company's.
+MAIL_HOSTS = frozenset(
+    {
+        *("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com"),
+        *("ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "zoho.com"),
+        *("gmx.de", "gmx.net", "gmx.com", "gmx.at", "gmx.ch", "web.de", "t-online.de", "freenet.de", "posteo.de"),
+        *("mailbox.org", "orange.fr", "wanadoo.fr", "free.fr", "laposte.net", "sfr.fr", "libero.it", "virgilio.it"),
+        *("tiscali.it", "alice.it", "yandex.ru", "yandex.com", "mail.ru", "qq.com", "163.com", "126.com"),
+        *("naver.com", "seznam.cz", "wp.pl", "o2.pl", "onet.pl", "interia.pl", "btinternet.com", "sky.com"),
+        *("virginmedia.com", "bigpond.com", "shaw.ca", "rogers.com", "sympatico.ca", "comcast.net", "verizon.net"),
+        *("att.net", "sbcglobal.net", "bellsouth.net", "cox.net", "earthlink.net", "telenet.be", "skynet.be"),
+        *("ziggo.nl", "kpnmail.nl", "planet.nl", "xs4all.nl", "bluewin.ch", "hispeed.ch", "aon.at", "a1.net"),
+        *("chello.at", "telia.com", "online.no", "eircom.net", "fastmail.com", "tutanota.com", "hey.com"),
+        *("hotmail.co.uk", "hotmail.de", "hotmail.fr", "hotmail.it", "hotmail.es", "yahoo.co.uk", "yahoo.de"),
+        *("yahoo.fr", "yahoo.it", "yahoo.es", "outlook.de", "outlook.fr", "live.co.uk", "live.de", "live.fr"),
+    }
+)
+_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ne", "or", "gv", "go"})
+
+
+def registrable_name(host: str) -> str:
+    """The name a domain is registered under, without its suffix: "acme" for shop.acme.co.uk and acme.com."""
+    labels = host.lower().strip(".").removeprefix("www.").split(".")
+    if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2:
+        return labels[-3]
+    return labels[-2] if len(labels) >= 2 else labels[0]
+
+
+def implausible(field: str, value: str, company_hosts: frozenset[str] | set[str] = frozenset()) -> str | None:
+    """Why a normalised value cannot be true of the company, or None. The catalog's normalisers already bound
+    employee counts and founding years; this adds what needs the company: its email's domain."""
+    if field != "company_email" or not company_hosts:
+        return None
+    domain = value.rsplit("@", 1)[-1].lower()
+    # The company's names: each host's registered name, and every label before it, since a company on a
+    # hosted platform (acme.wixsite.com, acme.business.site) writes from its own domain (info@acme.de).
+    names = {registrable_name(h) for h in company_hosts}
+    names |= {label for h in company_hosts for label in h.lower().split(".")[:-2] if label != "www"}
+    if domain in MAIL_HOSTS or registrable_name(domain) in names:
+        return None
+    return f"an address at {domain}, neither the company's domain nor a mail service"
 
 
 # ISO-3166 alpha-2 codes that phonenumbers knows (it ships the list, so we need not).
@@ -376,7 +443,7 @@ CATALOG: dict[str, Field] = {
         Field("company_email", _C, "Public contact email", normalise_email, EMAIL),
         Field("company_employee_range", _C, "Employee band, e.g. 51-200", normalise_employee_range, EMPLOYEE_RANGE),
         Field("company_specialities", _C, "Specialities, comma-separated as published", _text(1000), None, 1000),
-        Field("company_logo_url", _C, "Logo image URL", normalise_url, URL),
+        Field("company_logo_url", _C, "Logo image URL (signed CDN links keep their query)", normalise_image_url, URL),
         Field("company_facebook", _C, "Facebook page", _facebook, FACEBOOK),
         Field("company_instagram", _C, "Instagram profile", _instagram, INSTAGRAM),
         Field("company_youtube", _C, "YouTube channel", _youtube, YOUTUBE),

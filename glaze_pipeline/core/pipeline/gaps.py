@@ -101,8 +101,8 @@ def _evidence(upstream: Sequence[pl.DataFrame]) -> dict[str, tuple[Evidence, ...
     rows = [f.filter(pl.col("status") == EVIDENCE) for f in upstream if f.height]
     by_row: dict[str, list[Evidence]] = {}
     for frame in rows:
-        for key, url, text in frame.select("row_key", "evidence", "value").iter_rows():
-            by_row.setdefault(key, []).append(Evidence(url or "", text or ""))
+        for key, url, text, source in frame.select("row_key", "evidence", "value", "source").iter_rows():
+            by_row.setdefault(key, []).append(Evidence(url or "", text or "", source or ""))
     return {key: tuple(items) for key, items in by_row.items()}
 
 

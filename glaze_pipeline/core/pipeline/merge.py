@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import polars as pl
 
 from glaze_pipeline.core.model.candidates import CANDIDATE_SCHEMA, EVIDENCE, INPUT_SOURCE
-from glaze_pipeline.core.model.fields import CATALOG, FIELD_NAMES, SUBJECT_OF_ENTITY, EntityType
+from glaze_pipeline.core.model.fields import CATALOG, FIELD_NAMES, SUBJECT_OF_ENTITY, EntityType, implausible
 from glaze_pipeline.core.model.records import AUDIT_COLUMNS, RECORD_KEY_COLUMNS, record_schema
 from glaze_pipeline.core.model.status import Outcome, Status, most_useful, row_status_of
 
@@ -88,6 +89,7 @@ def _ranked_options(
         )
         .sort(["confidence", "rank"], descending=[True, False])
     )
+    filled = _without_implausible(filled, entities)
     groups = (
         filled.group_by("row_key", "field", "value_key", maintain_order=True)
         .agg(
@@ -114,6 +116,30 @@ def _ranked_options(
     for row in groups.iter_rows(named=True):
         by_row.setdefault(row["row_key"], {}).setdefault(row["field"], []).append(row)
     return by_row
+
+
+def _without_implausible(filled: pl.DataFrame, entities: pl.DataFrame) -> pl.DataFrame:
+    """Drop values the catalog's plausibility bounds refuse for this company, whichever provider gave them
+    (an address at a domain that is neither the company's nor a mail service)."""
+    emails = filled.filter(pl.col("field") == "company_email")
+    if emails.is_empty():
+        return filled
+    hosts: dict[str, set[str]] = {}
+    for key, url, kind in entities.select("row_key", "normalized_url", "entity_type").iter_rows():
+        if kind == EntityType.COMPANY_WEBSITE.value and (host := urlsplit(url).hostname):
+            hosts.setdefault(key, set()).add(host)
+    for key, url in filled.filter(pl.col("field") == "company_website").select("row_key", "value").iter_rows():
+        if host := urlsplit(url).hostname:
+            hosts.setdefault(key, set()).add(host)
+    refused = [
+        (key, value)
+        for key, value in emails.select("row_key", "value").unique().iter_rows()
+        if implausible("company_email", value, hosts.get(key, set()))
+    ]
+    if not refused:
+        return filled
+    drop = pl.DataFrame(refused, schema={"row_key": pl.String, "value": pl.String}, orient="row")
+    return filled.join(drop.with_columns(field=pl.lit("company_email")), on=["row_key", "field", "value"], how="anti")
 
 
 def _outcomes_by_row(candidates: pl.DataFrame) -> dict[str, list[Outcome]]:

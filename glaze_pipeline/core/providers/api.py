@@ -19,7 +19,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, Self
@@ -113,10 +113,10 @@ class CircuitBreaker:
     def success(self) -> None:
         self.failures = 0
 
-    def failure(self, reason: str) -> None:
+    def failure(self, reason: str, status: Status = Status.PROVIDER_ERROR) -> None:
         self.failures += 1
         if self.failures >= self.threshold:
-            self.trip(reason, self.cooldown_s)
+            self.trip(reason, self.cooldown_s, status)
 
     def trip(self, reason: str, seconds: float, status: Status = Status.PROVIDER_ERROR) -> None:
         if self.opened_until is None:
@@ -171,7 +171,9 @@ class ApiCaller:
         breaker: CircuitBreaker,
         retry: RetrySettings,
         billed: Callable[[int], bool],
+        key_variable: str = "the API key",
     ) -> None:
+        self.key_variable = key_variable
         self.session = session
         self.headers = dict(headers)
         self.limiter = limiter
@@ -198,9 +200,14 @@ class ApiCaller:
             last = reply
             if reply.http_status is not None and reply.http_status not in _RETRY and reply.http_status < 500:
                 if reply.http_status in (401, 403):  # the key is refused: every other row would be too
+                    reply = replace(reply, detail=f"{reply.detail}: the key in {self.key_variable} was refused")
                     self.breaker.trip(reply.detail, self.retry.breaker_cooldown_s)
                 return reply
             if reply.http_status == 429:
+                if retry_after is None:
+                    # No Retry-After (a spent monthly quota says none): repeated ones open the circuit, so the
+                    # remaining rows end rate_limited, to be asked again next run, instead of each trying 4 times.
+                    self.breaker.failure(f"{reply.detail} without Retry-After", Status.RATE_LIMITED)
                 wait = retry_after if retry_after is not None else self._backoff(attempt)
                 if wait > self.retry.retry_after_cap_s:
                     detail = f"Retry-After {wait:.0f} s is over the {self.retry.retry_after_cap_s:.0f} s cap"
@@ -252,8 +259,22 @@ class ApiCaller:
                 ), None
         if status == 404:
             return ApiReply(Status.NOT_FOUND, 404, billed=billed, detail="not found", attempts=attempt), None
+        if status in (401, 403):
+            said = _message(body)
+            detail = f"HTTP {status}" + (f" {said!r}" if said else "")
+            return ApiReply(Status.PROVIDER_ERROR, status, billed=billed, detail=detail, attempts=attempt), None
         failure = Status.RATE_LIMITED if status == 429 else Status.PROVIDER_ERROR
         return ApiReply(failure, status, billed=billed, detail=f"HTTP {status}", attempts=attempt), retry_after
+
+
+def _message(body: bytes) -> str:
+    """The vendor's own words in an error answer (`{"message": "Unauthorized.", "statusCode": 403}`), short."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    message = data.get("message") if isinstance(data, dict) else None
+    return str(message)[:120] if message else ""
 
 
 class ApiProvider(Provider):
@@ -312,7 +333,9 @@ class ApiProvider(Provider):
         )
         self._session = api_session(self.api)
         headers = self.vendor.headers(self.api.api_key or "")
-        self.caller = ApiCaller(self._session, headers, self._limiter, self.breaker, self.retry, self.vendor.billed)
+        self.caller = ApiCaller(
+            self._session, headers, self._limiter, self.breaker, self.retry, self.vendor.billed, self.api.key_variable
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from glaze_pipeline.core.model.candidates import Evidence, Found
-from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.core.model.fields import EntityType, signed_url_expiry
 from glaze_pipeline.core.model.provider import Target
 from glaze_pipeline.core.providers.api import ApiRequest
 
@@ -30,7 +30,7 @@ COMPANY_FIELDS: dict[str, tuple[str, int]] = {
     "year_founded": ("company_founded_year", 85),
     "website": ("company_website", 85),
     "logo_url": ("company_logo_url", 80),
-    "specialties": ("company_specialities", 80),
+    "specialities": ("company_specialities", 80),  # one comma-separated string, as the API sends it
     "linkedin_url": ("company_linkedin", 95),
 }
 PERSON_FIELDS: dict[str, tuple[str, int]] = {
@@ -73,11 +73,26 @@ class FreshLinkedinVendor:
         evidence = str(record.get("linkedin_url") or target.normalized_url)
         found: list[Found] = []
         for key, (field_name, confidence) in mapping.items():
-            value = record.get(key)
-            if key == "industry" and not value and isinstance(record.get("industries"), list):
-                value = record["industries"][0] if record["industries"] else None
-            if isinstance(value, list):
-                value = ", ".join(str(v) for v in value if v)
-            if value not in (None, ""):
-                found.append(Found(field_name, str(value), confidence, evidence))
+            value = _value(record, key)
+            if value in (None, ""):
+                continue
+            cite = evidence
+            if key == "logo_url" and (expiry := signed_url_expiry(str(value))):
+                # The CDN link is signed and dies at its expiry; the record keeps the link and says when.
+                cite = f"{evidence}; signed link, expires {expiry:%Y-%m-%d %H:%M} UTC"
+            found.append(Found(field_name, str(value), confidence, cite))
         return found, ()
+
+
+def _value(record: dict[str, Any], key: str) -> object:
+    """One answer field, read the way the API sends it (and the older spellings it has used)."""
+    value = record.get(key)
+    if key == "industry" and not value and isinstance(record.get("industries"), list):
+        value = record["industries"][0] if record["industries"] else None
+    if key == "specialities" and not value:
+        value = record.get("specialties")  # the spelling of older answers, a list
+    if isinstance(value, list):
+        value = ", ".join(str(v).strip() for v in value if v)
+    if isinstance(value, str):
+        value = value.strip()
+    return value

@@ -7,12 +7,14 @@ process (`core.crawl_batch`); every row ends with a status, never an exception.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from glaze_pipeline.core.model.candidates import Attempt
 from glaze_pipeline.core.model.fields import EntityType
 from glaze_pipeline.core.model.provider import Provider, Target
 from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.storage.cache import scoped_request
 from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
 from glaze_pipeline.core.web.crawler import CrawlOptions
 from glaze_pipeline.core.web.crawler import Target as CrawlTarget
@@ -53,6 +55,12 @@ class WebsiteProvider(Provider):
             system_dns=resolver is None or resolver.fallback is not None,
         )
         self.pages_fetched = 0
+        self.fetch_scope = fetch_scope(options, resolver)
+
+    def request_key(self, target: Target) -> str:
+        """The URL, and the fetch configuration when it is not the plain one: a page fetched through a pin
+        (GLAZE_RESOLVE) or from a private network is another site's answer, never served to a run without them."""
+        return scoped_request(target.normalized_url, self.fetch_scope)
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
         crawl_targets = [CrawlTarget(t.row_key, t.normalized_url) for t in targets]
@@ -79,3 +87,17 @@ class WebsiteProvider(Provider):
                 )
             )
         return attempts
+
+
+def fetch_scope(options: CrawlOptions, resolver: OverrideResolver | None) -> str:
+    """What in the fetch configuration changes which server answers: pins, DNS fallback, private networks."""
+    policy = options.policy
+    scope: dict[str, object] = {}
+    if resolver is not None:
+        scope["resolve"] = sorted(str(resolver).split(","))
+        scope["system_dns"] = resolver.fallback is not None
+    if policy.allow_private:
+        scope["allow_private"] = True
+    if policy.allowed_networks:
+        scope["allowed_networks"] = sorted(str(n) for n in policy.allowed_networks)
+    return json.dumps(scope, sort_keys=True) if scope else ""

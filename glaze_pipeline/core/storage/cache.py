@@ -2,6 +2,8 @@
 
 Keys are `<prefix>cache:<provider>:<version>:<sha256 of the exact request>`, so a
 provider that changes what it returns bumps its version and never reads stale shapes.
+The request includes what else changes the answer (`scoped_request`): a website fetched
+through a GLAZE_RESOLVE pin or from a private network is keyed apart from the plain fetch.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ log = logging.getLogger(__name__)
 _CHUNK = 1_000  # keys per MGET / pipeline round trip
 # Only outcomes that will not change on a retry are worth remembering.
 CACHEABLE = frozenset({Status.FILLED, Status.NOT_FOUND})
+
+
+def scoped_request(request: str, scope: str) -> str:
+    """A request joined with whatever else changes its answer (the fetch configuration): part of the cache key."""
+    return f"{request}\nscope {scope}" if scope else request
 
 
 def request_hash(request: str) -> str:

@@ -501,13 +501,13 @@ def test_a_providers_losing_candidate_is_no_vote_for_another_providers_value() -
 def test_a_value_only_ever_ruled_out_keeps_its_own_low_confidence() -> None:
     rows = source_rows(("a", COMPANY))
     candidates = frame(
-        filled("a", "company_email", "contact@acme.example", 98, "website"),
-        filled("a", "company_email", "press@acme.example", 6, "website"),  # lost: no source chose it
+        filled("a", "company_email", "contact@a.example", 98, "website"),
+        filled("a", "company_email", "press@a.example", 6, "website"),  # lost: no source chose it
     )
     record = one(merge(rows, ["company_email"], [candidates], PRIORITY, min_confidence=70), "a")
-    assert record["company_email"] == "contact@acme.example"
+    assert record["company_email"] == "contact@a.example"
     assert record["provenance"]["company_email"]["conflicts"] == [
-        {"value": "press@acme.example", "confidence": 6, "source": "website"}
+        {"value": "press@a.example", "confidence": 6, "source": "website"}
     ]
 
 
@@ -521,3 +521,47 @@ def test_a_value_below_the_landing_threshold_is_in_the_trail_not_chosen_and_says
     assert not any(r["chosen"] for r in by_value.values())
     assert by_value["IO"]["reason"] == "website found 'IO' at confidence 50, below GLAZE_MIN_CONFIDENCE (70)"
     assert by_value["GB"]["reason"] == "lost to 'IO' from website (confidence 50)"
+
+
+# --- plausibility bounds, whichever provider gave the value -------------------------------------
+
+
+def test_an_email_at_neither_the_companys_domain_nor_a_mail_service_is_never_kept() -> None:
+    rows = source_rows(("a", COMPANY), ("b", COMPANY), ("c", COMPANY), ("li", EntityType.LINKEDIN_COMPANY))
+    candidates = frame(
+        filled("a", "company_email", "ceo@attacker.example.net", 95, "llm"),  # planted: another organisation's
+        filled("a", "company_email", "info@a.example", 40, "website"),
+        filled("b", "company_email", "acme.team@gmail.com", 80, "search"),  # a mail service: may be theirs
+        filled("c", "company_email", "sales@c.co.uk", 80, "linkedin"),  # the company's name elsewhere
+        filled("li", "company_website", "https://li-corp.example", 90, "linkedin"),
+        filled("li", "company_email", "hello@other.example", 90, "llm"),
+    )
+    records = merge(rows, ["company_email", "company_website"], [candidates], PRIORITY)
+    assert one(records, "a")["company_email"] == "info@a.example"
+    assert "attacker" not in json.dumps(one(records, "a")["provenance"])  # not even a conflict
+    assert one(records, "b")["company_email"] == "acme.team@gmail.com"
+    assert one(records, "c")["company_email"] == "sales@c.co.uk"
+    assert one(records, "li")["company_email"] is None  # a LinkedIn row's domain comes from its website
+
+
+def test_counts_and_years_out_of_bounds_are_refused_from_any_provider() -> None:
+    found = (
+        Found("company_employee_count", "99,999,999", 90, "x"),  # above any company's headcount
+        Found("company_employee_range", "5000001-10000000", 90, "x"),
+        Found("company_founded_year", "1492", 90, "x"),
+        Found("company_founded_year", "2999", 90, "x"),
+        Found("company_employee_count", "2,100,000", 90, "x"),  # Walmart's size: possible
+    )
+    for source in ("website", "search", "linkedin", "llm"):
+        result = attempts_to_frame([Attempt("r", found, Status.FILLED)], source)
+        assert dict(result.select("field", "value").iter_rows()) == {"company_employee_count": "2100000"}
+
+
+def test_a_company_on_a_hosted_platform_keeps_the_address_at_its_own_domain() -> None:
+    rows = pl.DataFrame(
+        [("w", "acme.wixsite.com", "https://acme.wixsite.com", COMPANY.value)],
+        schema=["row_key", "input_url", "normalized_url", "entity_type"],
+        orient="row",
+    )
+    candidates = frame(filled("w", "company_email", "info@acme.de", 80, "website"))
+    assert one(merge(rows, ["company_email"], [candidates], PRIORITY), "w")["company_email"] == "info@acme.de"

@@ -40,7 +40,7 @@ def target(key: str, text: str = PAGE, missing: tuple[str, ...] = ("company_foun
         f"https://{key}.example",
         missing,
         {},
-        (Evidence(f"https://{key}.example/", text),),
+        (Evidence(f"https://{key}.example/", text, "website"),),  # the company's own page, as the crawl gives it
     )
 
 
@@ -92,7 +92,7 @@ def test_the_static_system_prompt_is_cached_across_calls(sim):
 
 
 def test_an_ungrounded_value_is_dropped():
-    pack = build_evidence([Evidence("https://x.example/", PAGE)], {})
+    pack = build_evidence([Evidence("https://x.example/", PAGE, "website")], {})
     answer = {
         "company_founded_year": {"value": "1999", "quote": "founded in 1999", "source_url": "u", "stated": True},
         "company_city": {

@@ -19,9 +19,10 @@ from glaze_pipeline.core.pipeline.spending import Budget, Spending
 from glaze_pipeline.core.pipeline.stage import run_stage
 from glaze_pipeline.core.providers.api import ApiProvider
 from glaze_pipeline.core.providers.registry import VENDORS
+from glaze_pipeline.core.providers.serper import headquarters, industry_of
 from glaze_pipeline.core.storage.cache import ProviderCache, connect_cache
 from glaze_pipeline.core.storage.ledger import Ledger
-from glaze_pipeline.sandbox.apis import ApiSimulator, company_facts, linkedin_person
+from glaze_pipeline.sandbox.apis import ApiSimulator, company_facts, linkedin_person, serper_answer, signed_logo_url
 from glaze_pipeline.sandbox.sites import SiteServer
 from glaze_pipeline_tests.helpers import closed_port
 
@@ -106,7 +107,7 @@ def test_linkedin_company_by_domain_maps_the_documented_fields(servers, linkedin
         "company_country": facts["country"],
         "company_founded_year": str(facts["founded"]),
         "company_website": "https://acme-robotics.example",
-        "company_logo_url": "https://media.licdn.com/dms/image/acme-robotics/logo.png",
+        "company_logo_url": signed_logo_url("acme-robotics"),  # the signature kept: without it the link is dead
         "company_specialities": ", ".join(facts["specialties"]),
         "company_linkedin": "https://www.linkedin.com/company/acme-robotics",
     }
@@ -185,7 +186,8 @@ def test_a_refused_key_is_not_retried_and_never_echoed(servers, linkedin_sim, ca
     frame, stats = run(p, companies("a", "b", "c", "d"), cache)
     assert linkedin_sim.count(401) == 1  # one 401 opens the breaker: the other rows are not even sent
     assert set(statuses(frame).values()) == {"provider_error"}
-    assert "HTTP 401" in " ".join(frame["detail"])
+    assert "HTTP 401 'Invalid API key." in " ".join(frame["detail"])
+    assert "the key in GLAZE_LINKEDIN_API_KEY was refused" in frame["detail"][0]
     assert "wrong-secret-key" not in repr(stats) + " ".join(frame["detail"]) + repr(p.api)
 
 
@@ -337,3 +339,77 @@ def test_without_the_ledger_nothing_is_paid(servers, linkedin_sim, cache):
     with pytest.raises(psycopg.OperationalError):
         run(provider(servers, linkedin_sim), companies("a"), cache, Spending(ledger, Budget(1.0, 1.0), 600, 60))
     assert linkedin_sim.count() == 0  # never-pay-twice cannot be checked, so nothing is bought
+
+
+# --- the vendors' answers as they really come (docs/vendors.md) ---------------------------------
+
+
+def test_a_signed_linkedin_logo_keeps_its_signature_and_says_when_it_expires(servers, linkedin_sim, cache):
+    frame, _ = run(provider(servers, linkedin_sim), companies("acme-robotics"), cache)
+    logo = frame.filter(pl.col("field") == "company_logo_url")
+    url = logo["value"][0]
+    assert url.startswith("https://media.licdn.com/dms/image/v2/") and "?e=" in url and "&v=beta&t=" in url
+    assert url == signed_logo_url("acme-robotics")  # byte for byte what the API sent
+    assert "signed link, expires 20" in logo["evidence"][0]  # the record says when the link dies
+
+
+def test_linkedin_specialities_come_as_one_string(servers, linkedin_sim, cache):
+    frame, _ = run(provider(servers, linkedin_sim), companies("kestrel-logistics"), cache)
+    assert values(frame, "kestrel-logistics")["company_specialities"] == "logistics"
+    assert isinstance(company_facts("kestrel-logistics")["specialties"], list)  # the sim joins them, as the API does
+
+
+def test_search_reads_the_industry_from_the_panel_type_and_headquarters_and_founded_as_google_writes_them(
+    servers, search_sim, cache
+):
+    # Find made-up companies whose panel says "Austin, TX" and "Month D, YYYY, Place" (both shapes occur).
+    labels = [f"co{i}" for i in range(40)]
+    us = next(
+        x
+        for x in labels
+        if serper_answer(f"{x}.example")["knowledgeGraph"]["attributes"]["Headquarters"].endswith(", TX")
+    )
+    dated = next(x for x in labels if "," in serper_answer(f"{x}.example")["knowledgeGraph"]["attributes"]["Founded"])
+    frame, _ = run(provider(servers, search_sim), companies(us, dated), cache)
+    found_us, found_dated = values(frame, us), values(frame, dated)
+    assert found_us["company_industry"] == company_facts(us)["industry"]  # "Logistics company" → "Logistics"
+    assert found_us["company_hq_location"] == "Austin, TX"
+    assert found_us["company_city"] == "Austin" and found_us["company_country"] == "US"  # TX is a state
+    assert found_dated["company_founded_year"] == str(company_facts(dated)["founded"])
+
+
+def test_search_headquarters_and_types_parse_sturdily() -> None:
+    assert headquarters("Cupertino, CA", 75) == [
+        ("company_hq_location", "Cupertino, CA", 75),
+        ("company_city", "Cupertino", 70),
+        ("company_country", "US", 70),  # California, not Canada
+    ]
+    assert ("company_country", "DE", 70) in headquarters("Berlin, Germany", 75)
+    assert headquarters("Worldwide", 75) == [("company_hq_location", "Worldwide", 75)]
+    assert industry_of("Technology company") == "Technology"
+    assert industry_of("Automobile manufacturer") == "Automobile manufacturer"
+    assert industry_of("City in Germany") is None and industry_of("") is None
+
+
+def test_a_bad_search_key_gets_403_said_plainly_not_retried_and_no_more_rows_asked(servers, search_sim, cache):
+    p = provider(servers, search_sim, api_key="wrong-secret-key", concurrency=1)
+    frame, _ = run(p, companies("a", "b", "c", "d"), cache)
+    assert search_sim.count(403) == 1 and search_sim.count() == 1  # not retried, the other rows never sent
+    assert set(statuses(frame).values()) == {"provider_error"}
+    assert frame["detail"][0] == "HTTP 403 'Unauthorized.': the key in GLAZE_SEARCH_API_KEY was refused"
+    assert "wrong-secret-key" not in " ".join(frame["detail"])
+
+
+def test_429s_without_retry_after_open_the_circuit_and_leave_the_rest_rate_limited(servers, linkedin_sim, cache):
+    linkedin_sim.knobs.force_status = 429
+    linkedin_sim.knobs.retry_after_s = None  # a spent monthly quota: no Retry-After
+    retry = replace(FAST_RETRY, max_attempts=4, breaker_failures=5)
+    rows = companies(*(f"q{i}" for i in range(30)))
+    frame, stats = run(provider(servers, linkedin_sim, retry, concurrency=2), rows, cache)
+    assert set(statuses(frame).values()) == {"rate_limited"}  # asked again next run: nothing of it is cached
+    assert linkedin_sim.count() <= 5 + 2  # the breaker's threshold and what was in flight, not 30 rows x 4
+    assert stats.health.breaker == BreakerState.OPEN
+    assert sum("circuit open" in d for d in frame["detail"]) >= 25
+    linkedin_sim.knobs.force_status = None
+    frame, stats = run(provider(servers, linkedin_sim, retry), rows[:3], cache)
+    assert stats.cache_hits == 0 and set(statuses(frame).values()) == {"filled"}  # the next run asks them again

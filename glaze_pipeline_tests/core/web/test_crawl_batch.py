@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,11 +13,16 @@ from glaze_pipeline.core.model.candidates import Attempt
 from glaze_pipeline.core.model.fields import EntityType
 from glaze_pipeline.core.model.provider import Target as RowTarget
 from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.pipeline.stage import run_stage
 from glaze_pipeline.core.providers.website import WebsiteProvider
+from glaze_pipeline.core.storage.cache import connect_cache
 from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
 from glaze_pipeline.core.web.crawler import CrawlOptions, Target
 from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver
 from glaze_pipeline_tests.helpers import RoutedSite, html
+
+if TYPE_CHECKING:
+    from glaze_pipeline_tests.conftest import TestServers
 
 ORG = """<script type="application/ld+json">{"@type": "Organization", "name": "Okay GmbH",
 "email": "info@ok.site.example"}</script>"""
@@ -100,3 +107,23 @@ def test_only_an_override_table_reaches_the_child() -> None:
     assert p.job.resolve_overrides == "a.example=127.0.0.1:8080"
     assert p.job.system_dns is False
     assert WebsiteProvider(CrawlOptions()).job.system_dns is True
+
+
+def test_a_page_fetched_through_a_pin_is_not_served_from_the_cache_to_a_run_without_it(
+    site: RoutedSite, servers: TestServers
+) -> None:
+    cache = connect_cache(
+        servers.redis_url, prefix=f"{servers.redis_prefix}{uuid.uuid4().hex}:", ttl_s=600, negative_ttl_s=60
+    )
+    pinned = provider(site)  # *.site.example pinned to the loopback site, private networks allowed
+    frame, stats = asyncio.run(run_stage(pinned, targets("ok"), cache))
+    assert stats.calls == 1 and "Okay GmbH" in frame["value"].to_list()
+    _, again = asyncio.run(run_stage(provider(site), targets("ok"), cache))
+    assert again.cache_hits == 1  # the same configuration reads its own answer back
+
+    plain = WebsiteProvider(CrawlOptions())  # the system's DNS, public addresses only
+    row = targets("ok")[0]
+    assert plain.request_key(row) == row.normalized_url  # the plain configuration keeps its keys
+    assert plain.request_key(row) != pinned.request_key(row)
+    key = cache.key(plain.name, plain.version, plain.request_key(row))
+    assert cache.get_many([key]) == {}  # a run without the pin would fetch for itself, not read the pinned page

@@ -32,6 +32,9 @@ class EvidencePack:
     text: str
     sources: tuple[str, ...]
     removed: tuple[str, ...]  # instruction-like passages, reported as flags
+    # The part of `text` that is the visible text of the company's own pages (the website provider's
+    # evidence), normalised for grounding: the only quotes that can carry a value to a landing confidence.
+    own: str = ""
 
 
 def defang(text: str) -> tuple[str, list[str]]:
@@ -55,11 +58,15 @@ def defang(text: str) -> tuple[str, list[str]]:
     return "".join(kept), removed
 
 
+OWN_PAGES = "website"  # the provider whose evidence is the company's own pages, hidden text removed
+
+
 def build_evidence(items: Sequence[Evidence], known: dict[str, str], *, budget_chars: int = 12_000) -> EvidencePack:
     """Known values first (short, high signal), then excerpts in order, until the budget is spent."""
     parts: list[str] = []
     sources: list[str] = []
     removed: list[str] = []
+    own: list[str] = []
     if known:
         lines = "\n".join(f"{name}: {value}" for name, value in sorted(known.items()))
         parts.append(f'<evidence source="earlier providers">\n{lines}\n</evidence>')
@@ -77,8 +84,10 @@ def build_evidence(items: Sequence[Evidence], known: dict[str, str], *, budget_c
         )
         parts.append(block)
         sources.append(item.source_url)
+        if item.origin == OWN_PAGES:
+            own.append(normalise_for_grounding(text))
         used += len(block)
-    return EvidencePack("\n".join(parts), tuple(sources), tuple(removed))
+    return EvidencePack("\n".join(parts), tuple(sources), tuple(removed), "\n".join(own))
 
 
 def _attr(value: str) -> str:
@@ -93,3 +102,9 @@ def is_grounded(quote: str, pack: EvidencePack) -> bool:
     """A value counts only if the quote it rests on appears verbatim (modulo whitespace and case) in the evidence."""
     needle = normalise_for_grounding(quote)
     return len(needle) >= 3 and needle in normalise_for_grounding(pack.text)
+
+
+def from_own_pages(quote: str, pack: EvidencePack) -> bool:
+    """Whether the quote is in the visible text of the company's own pages (not a snippet, not another site)."""
+    needle = normalise_for_grounding(quote)
+    return len(needle) >= 3 and any(needle in block for block in pack.own.split("\n"))

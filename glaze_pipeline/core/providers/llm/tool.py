@@ -15,12 +15,15 @@ from typing import Any
 
 from glaze_pipeline.core.model.candidates import Found
 from glaze_pipeline.core.model.fields import CATALOG
-from glaze_pipeline.core.providers.llm.evidence import EvidencePack, is_grounded
+from glaze_pipeline.core.providers.llm.evidence import EvidencePack, from_own_pages, is_grounded
 from glaze_pipeline.errors import GlazeError
 
 TOOL_NAME = "record_company_facts"
 STATED_CONFIDENCE = 60  # the reference design's confidence for LLM values
 INFERRED_CONFIDENCE = 35  # not stated in the evidence, only concluded from it: below any min_confidence default
+# Stated, but the quote is not the company's own visible text (a search snippet, another site, an earlier
+# provider's value): only the model says it, so it stays a candidate below GLAZE_MIN_CONFIDENCE's default.
+OFF_SITE_CONFIDENCE = 30
 
 SYSTEM_PROMPT = (
     "You extract facts about one company or person from evidence gathered from the web.\n"
@@ -104,17 +107,19 @@ def judge_answer(answer: object, fields: Sequence[str], pack: EvidencePack) -> J
         if fact.get("stated", True) and not _value_in_quote(name, fact["value"], fact["quote"]):
             dropped.append(f"{name}: value not in its quote")
             continue
-        stated = bool(fact.get("stated", True))
-        source = str(fact.get("source_url", ""))[:200]
-        found.append(
-            Found(
-                name,
-                fact["value"],
-                STATED_CONFIDENCE if stated else INFERRED_CONFIDENCE,
-                f'llm {"stated" if stated else "inferred"}: "{fact["quote"][:200]}" @ {source}',
-            )
-        )
+        found.append(_found(name, fact, pack))
     return Judged(tuple(found), tuple(dropped))
+
+
+def _found(name: str, fact: dict[str, Any], pack: EvidencePack) -> Found:
+    """A grounded fact's confidence: stated on the company's own pages, only inferred, or resting elsewhere."""
+    stated = bool(fact.get("stated", True))
+    own = from_own_pages(fact["quote"], pack)
+    confidence = OFF_SITE_CONFIDENCE if not own else STATED_CONFIDENCE if stated else INFERRED_CONFIDENCE
+    where = "" if own else " (not the company's own pages)"
+    source = str(fact.get("source_url", ""))[:200]
+    evidence = f'llm {"stated" if stated else "inferred"}{where}: "{fact["quote"][:200]}" @ {source}'
+    return Found(name, fact["value"], confidence, evidence)
 
 
 def _value_in_quote(name: str, value: str, quote: str) -> bool:
