@@ -139,6 +139,7 @@ class Settings:
     llm_batch_threshold: int = 50
     llm_poll_interval_s: float = 30.0
     llm_concurrency: int = 8
+    llm_max_tokens_per_field: int = 200  # output room per asked field (max_tokens = 64 + this × fields)
     waterfall_order: tuple[str, ...] = field(default=("website",))
     apis: dict[str, ApiSettings] = field(default_factory=dict)
     retry: RetrySettings = field(default_factory=RetrySettings)
@@ -218,6 +219,13 @@ def _upload_limits(env: dict[str, str]) -> UploadLimits:
     return limits
 
 
+def _llm_tokens_per_field(env: dict[str, str]) -> int:
+    value = _int(env, "GLAZE_LLM_MAX_TOKENS_PER_FIELD", 200)
+    if value < 50:
+        raise ConfigError("GLAZE_LLM_MAX_TOKENS_PER_FIELD must be at least 50: one fact with its quote needs that")
+    return value
+
+
 def load_waterfall_order(path: Path = WATERFALL_FILE) -> tuple[str, ...]:
     """Provider order is configuration in the repo (not an env var): it shapes the asset graph."""
     data = tomllib.loads(path.read_text())
@@ -289,6 +297,7 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         llm_batch_threshold=_int(env, "GLAZE_LLM_BATCH_THRESHOLD", 50),
         llm_poll_interval_s=_float(env, "GLAZE_LLM_POLL_INTERVAL_S", 30.0),
         llm_concurrency=_int(env, "GLAZE_LLM_CONCURRENCY", 8),
+        llm_max_tokens_per_field=_llm_tokens_per_field(env),
         waterfall_order=load_waterfall_order(),
         apis={name: _api_settings(env, name) for name in _API_DEFAULTS},
         retry=RetrySettings(
