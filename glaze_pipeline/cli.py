@@ -249,11 +249,11 @@ def dry_run_table(s: Settings, table_id: str) -> None:
     from glaze_pipeline.runner import estimate_table
 
     estimates = estimate_table(s, table_id)
-    table = Table("provider", "price/call", "rows with gaps", "cached", "would call", "est. cost", "note")
+    table = Table("provider", "at most/call", "rows with gaps", "cached", "would call", "est. cost", "note")
     for e in estimates:
         table.add_row(
             e.provider,
-            f"${e.price_usd:g}",
+            f"${e.price_usd:.4g}",
             str(e.rows_with_gaps),
             str(e.cached),
             str(e.calls),

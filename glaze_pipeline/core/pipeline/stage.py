@@ -347,6 +347,8 @@ class _Stage:
     def finish(self, started: float) -> tuple[pl.DataFrame, StageStats]:
         frame = self.answers.frame()
         self.stats.cost_usd = float(frame["cost_usd"].sum()) if frame.height else 0.0
+        if self.spending is not None:  # the ledger's figure: it also has what a failed earlier attempt paid
+            self.stats.cost_usd = self.spending.ledger.run_cost(self.provider.name)
         self.stats.statuses = self.answers.statuses
         self.stats.cache_note = self.cache.degraded_reason
         self.stats.health = self.provider.health()
