@@ -17,7 +17,7 @@ import psycopg
 from rich.table import Table
 
 from glaze_pipeline import logs
-from glaze_pipeline.config import PACKAGE_DIR, Settings, settings
+from glaze_pipeline.config import PACKAGE_DIR, Settings, dollars, settings
 from glaze_pipeline.core.intake.export import export_frame, write_export
 from glaze_pipeline.core.intake.tables import (
     TableNotFound,
@@ -67,6 +67,20 @@ class UsageProblem(click.ClickException):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code  # type: ignore[misc]
+
+
+class Dollars(click.ParamType):
+    """A budget flag: a finite amount of US dollars, 0 or more, refused before anything is uploaded or run."""
+
+    name = "usd"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            return dollars("the budget", float(value))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            flag = param.opts[0] if param is not None else "a budget"
+            # One sentence, without click's usage block: the flag was understood, its value was not.
+            raise UsageProblem(f"{flag} takes a finite amount of US dollars, 0 or more; got {value!r}") from None
 
 
 def _settings() -> Settings:
@@ -187,10 +201,10 @@ def upload(file: Path, name: str | None, url_column: str | None, fields: str | N
 @_with_file_options
 @click.option(
     "--max-cost",
-    type=float,
+    type=Dollars(),
     help="Budget of this run in USD, all paid providers together (default: GLAZE_MAX_COST_USD).",
 )
-@click.option("--max-cost-per-row", type=float, help="Budget per row in USD (default: GLAZE_MAX_COST_PER_ROW_USD).")
+@click.option("--max-cost-per-row", type=Dollars(), help="Budget per row in USD (default: GLAZE_MAX_COST_PER_ROW_USD).")
 @click.option(
     "--dry-run", is_flag=True, help="Print how many rows each provider would be called for, and the cost; pay nothing."
 )
@@ -235,11 +249,11 @@ def dry_run_table(s: Settings, table_id: str) -> None:
     from glaze_pipeline.runner import estimate_table
 
     estimates = estimate_table(s, table_id)
-    table = Table("provider", "price/call", "rows with gaps", "cached", "would call", "est. cost", "note")
+    table = Table("provider", "at most/call", "rows with gaps", "cached", "would call", "est. cost", "note")
     for e in estimates:
         table.add_row(
             e.provider,
-            f"${e.price_usd:g}",
+            f"${e.price_usd:.4g}",
             str(e.rows_with_gaps),
             str(e.cached),
             str(e.calls),

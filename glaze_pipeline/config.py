@@ -7,6 +7,7 @@ test or the demo can point everything elsewhere by setting variables first.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -40,6 +41,17 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def dollars(name: str, value: float) -> float:
+    """A budget or a price: a finite number of US dollars, zero or more (NaN would switch every comparison off)."""
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite amount of US dollars, 0 or more, got {value!r}")
+    return float(value)
+
+
+def _dollars(env: dict[str, str], name: str, default: float) -> float:
+    return dollars(name, _float(env, name, default))
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,7 @@ class Settings:
     llm_batch_threshold: int = 50
     llm_poll_interval_s: float = 30.0
     llm_concurrency: int = 8
+    llm_max_tokens_per_field: int = 200  # output room per asked field (max_tokens = 64 + this × fields)
     waterfall_order: tuple[str, ...] = field(default=("website",))
     apis: dict[str, ApiSettings] = field(default_factory=dict)
     retry: RetrySettings = field(default_factory=RetrySettings)
@@ -205,6 +218,13 @@ def _upload_limits(env: dict[str, str]) -> UploadLimits:
     return limits
 
 
+def _llm_tokens_per_field(env: dict[str, str]) -> int:
+    value = _int(env, "GLAZE_LLM_MAX_TOKENS_PER_FIELD", 200)
+    if value < 50:
+        raise ConfigError("GLAZE_LLM_MAX_TOKENS_PER_FIELD must be at least 50: one fact with its quote needs that")
+    return value
+
+
 def load_waterfall_order(path: Path = WATERFALL_FILE) -> tuple[str, ...]:
     """Provider order is configuration in the repo (not an env var): it shapes the asset graph."""
     data = tomllib.loads(path.read_text())
@@ -221,15 +241,15 @@ def _api_settings(env: dict[str, str], name: str) -> ApiSettings:
         name=name,
         api_key=env.get(prefix + "API_KEY", "").strip() or None,
         base_url=(env.get(prefix + "BASE_URL", "").strip() or base_url).rstrip("/"),
-        price_usd=_float(env, prefix + "PRICE_USD", price),
+        price_usd=_dollars(env, prefix + "PRICE_USD", price),
         rate_per_s=_float(env, prefix + "RATE_PER_S", rate),
         rate_per_min=_float(env, prefix + "RATE_PER_MIN", per_min),
         concurrency=_int(env, prefix + "CONCURRENCY", concurrency),
         burst=_int(env, prefix + "BURST", burst),
         timeout_s=_float(env, prefix + "TIMEOUT_S", 20.0),
     )
-    if api.rate_per_s <= 0 or api.concurrency <= 0 or api.burst < 1 or api.price_usd < 0:
-        raise ConfigError(f"{prefix}RATE_PER_S and {prefix}CONCURRENCY must be > 0, {prefix}BURST >= 1, price >= 0")
+    if not api.rate_per_s > 0 or api.concurrency <= 0 or api.burst < 1:
+        raise ConfigError(f"{prefix}RATE_PER_S and {prefix}CONCURRENCY must be > 0 and {prefix}BURST at least 1")
     return api
 
 
@@ -276,6 +296,7 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         llm_batch_threshold=_int(env, "GLAZE_LLM_BATCH_THRESHOLD", 50),
         llm_poll_interval_s=_float(env, "GLAZE_LLM_POLL_INTERVAL_S", 30.0),
         llm_concurrency=_int(env, "GLAZE_LLM_CONCURRENCY", 8),
+        llm_max_tokens_per_field=_llm_tokens_per_field(env),
         waterfall_order=load_waterfall_order(),
         apis={name: _api_settings(env, name) for name in _API_DEFAULTS},
         retry=RetrySettings(
@@ -285,8 +306,8 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
             breaker_failures=max(1, _int(env, "GLAZE_BREAKER_FAILURES", 10)),
             breaker_cooldown_s=_float(env, "GLAZE_BREAKER_COOLDOWN_S", 30.0),
         ),
-        max_cost_usd=_float(env, "GLAZE_MAX_COST_USD", 10.0),
-        max_cost_per_row_usd=_float(env, "GLAZE_MAX_COST_PER_ROW_USD", 0.10),
+        max_cost_usd=_dollars(env, "GLAZE_MAX_COST_USD", 10.0),
+        max_cost_per_row_usd=_dollars(env, "GLAZE_MAX_COST_PER_ROW_USD", 0.10),
         limiter_fallback_workers=max(1, _int(env, "GLAZE_LIMITER_FALLBACK_WORKERS", 4)),
         readonly_database_url=env.get("GLAZE_READONLY_DATABASE_URL") or None,
         sql_max_rows=sql_max_rows,

@@ -93,6 +93,11 @@ def test_debug_shows_the_traceback_behind_the_sentence(runner):
         ("GLAZE_ALLOW_PRIVATE_NETWORKS", "maybe", "GLAZE_ALLOW_PRIVATE_NETWORKS"),
         ("GLAZE_ALLOW_PRIVATE_NETWORKS", "10.0.0.0/33", "GLAZE_ALLOW_PRIVATE_NETWORKS"),
         ("GLAZE_MAX_CELL_KB", "0", "GLAZE_MAX_CELL_KB"),
+        ("GLAZE_MAX_COST_USD", "nan", "GLAZE_MAX_COST_USD"),
+        ("GLAZE_MAX_COST_USD", "-1", "GLAZE_MAX_COST_USD"),
+        ("GLAZE_MAX_COST_PER_ROW_USD", "inf", "GLAZE_MAX_COST_PER_ROW_USD"),
+        ("GLAZE_SEARCH_PRICE_USD", "nan", "GLAZE_SEARCH_PRICE_USD"),
+        ("GLAZE_LINKEDIN_PRICE_USD", "-0.01", "GLAZE_LINKEDIN_PRICE_USD"),
     ],
 )
 def test_bad_configuration_stops_the_command_before_anything_is_queued(
@@ -103,6 +108,17 @@ def test_bad_configuration_stops_the_command_before_anything_is_queued(
     source = write_table(tmp_path / "never_queued.csv", demo_urls())
     refused(runner.invoke(main, ["enrich", str(source)]), named)
     refused(runner.invoke(main, ["upload", str(source)]), named)
+    assert _table_count(conn) == before
+
+
+@pytest.mark.parametrize("flag", ["--max-cost", "--max-cost-per-row"])
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "-1", "1e999", "ten"])
+def test_a_budget_flag_that_is_not_a_finite_amount_is_refused_before_anything_is_stored(
+    runner, conn, tmp_path, flag, value
+):
+    before = _table_count(conn)
+    source = write_table(tmp_path / "no_budget.csv", demo_urls())
+    refused(runner.invoke(main, ["enrich", str(source), flag, value]), flag, "finite amount of US dollars")
     assert _table_count(conn) == before
 
 

@@ -49,11 +49,11 @@ def test_no_doc_points_to_a_design_file_outside_the_repo() -> None:
 
 
 def _name_argument(call: ast.Call) -> ast.expr | None:
-    """The variable-name argument of `env.get(NAME, …)`, `_int(env, NAME, …)` or `_float(env, NAME, …)`."""
+    """The variable-name argument of `env.get(NAME, …)`, `_int(env, NAME, …)`, `_float(…)` or `_dollars(…)`."""
     func = call.func
     if isinstance(func, ast.Attribute) and func.attr == "get" and isinstance(func.value, ast.Name):
         return call.args[0] if func.value.id == "env" and call.args else None
-    if isinstance(func, ast.Name) and func.id in {"_int", "_float"} and len(call.args) >= 2:
+    if isinstance(func, ast.Name) and func.id in {"_int", "_float", "_dollars"} and len(call.args) >= 2:
         return call.args[1]
     return None
 
@@ -62,7 +62,7 @@ def config_variables(source: str) -> set[str]:
     """Every environment variable config.py reads, per-provider ones expanded for each paid provider."""
     tree = ast.parse(source)
     # The readers themselves pass their `name` parameter on; only their callers name variables.
-    helpers = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in {"_int", "_float"}]
+    helpers = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in {"_int", "_float", "_dollars"}]
     inside_helpers = {id(n) for f in helpers for n in ast.walk(f)}
     plain: set[str] = set()
     per_provider: set[str] = set()

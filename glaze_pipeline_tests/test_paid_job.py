@@ -23,6 +23,7 @@ from glaze_pipeline.core.pipeline import waterfall
 from glaze_pipeline.definitions import build_definitions, defs
 from glaze_pipeline.defs.providers import assets as provider_assets
 from glaze_pipeline.runner import estimate_table
+from glaze_pipeline.sandbox.anthropic_sim import AnthropicSimulator
 from glaze_pipeline.sandbox.apis import ApiSimulator, company_facts
 from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import write_table
@@ -209,7 +210,37 @@ def test_a_run_killed_mid_stage_loses_nothing_it_paid_for(servers, conn, sims, t
     # Lost at most: the calls in flight (2 × concurrency) and answers not yet written (FLUSH_S = 0.1 s of
     # answers at 2 / 0.05 s = 40 rows/s, twice over while one write is under way).
     assert again <= rows - fetched + 2 * 2 + 8
-    assert set(records(conn, "killed")["status"]) == {"filled"}
+    landed = records(conn, "killed")
+    assert set(landed["status"]) == {"filled"}
+    # Every figure equals the ledger, which holds what the killed run paid too (its answers came back free).
+    ledger = conn.execute(
+        "SELECT sum(cost_usd)::float8 FROM glaze.provider_calls WHERE table_id = 'killed'"
+    ).fetchone()[0]
+    assert ledger >= rows * PRICE  # every row answered once at least, the killed run's included
+    assert float(landed["cost_usd"].cast(pl.Float64).sum()) == pytest.approx(ledger)
+    assert f"{ledger:.4f}" in result.output.split("total")[-1]  # the summary's total line
+
+
+def test_the_dry_run_prices_the_llm_per_token_and_bounds_what_the_run_pays(
+    servers, conn, fresh_cache, fresh_ledger, sites, tmp_path, monkeypatch
+):
+    with AnthropicSimulator() as sim:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sim-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", sim.base_url)
+        path = write_table(tmp_path / "dry_llm.csv", [f"https://{h}" for h in demo_hosts()])
+        upload(conn, path, ["company_industry"], TableStatus.PLANNED)  # the demo sites do not say it
+        plan = {e.provider: e for e in estimate_table(settings(), "dry_llm")}["llm"]
+        assert sim.counters.requests["messages"] == 0 and plan.calls > 0
+        # Per token: several times the old nominal $0.002 a call for pages of evidence and max_tokens.
+        assert plan.cost_usd == pytest.approx(plan.calls * plan.price_usd) and plan.price_usd > 0.002
+        conn.execute("UPDATE glaze.tables SET status = 'running' WHERE table_id = 'dry_llm'")
+        conn.commit()
+        assert run("dry_llm").success
+    paid = conn.execute(
+        "SELECT coalesce(sum(cost_usd), 0)::float8 FROM glaze.provider_calls"
+        " WHERE table_id = 'dry_llm' AND provider = 'llm'"
+    ).fetchone()[0]
+    assert 0 < paid <= plan.cost_usd
 
 
 def test_dry_run_pays_nothing_and_bounds_the_real_run(servers, conn, sims, sites, tmp_path):

@@ -263,6 +263,27 @@ def test_the_llm_spends_under_the_run_budget_and_records_its_calls_in_the_ledger
     assert llm["cost_usd"].value == pytest.approx(float(spent[1]), abs=1e-6)
 
 
+@pytest.mark.parametrize("budget", [{"max_cost_usd": float("nan")}, {"max_cost_per_row_usd": -1.0}])
+def test_a_budget_in_run_config_that_is_not_a_finite_amount_fails_the_run_before_any_stage(
+    servers, conn, demo_site, tmp_path, budget
+):
+    path = write_table(tmp_path / "nan_budget.csv", [f"https://{h}" for h in demo_hosts()[:1]])
+    uploaded = upload_file(conn, path, fields=["company_name"], status=TableStatus.RUNNING)
+    conn.commit()
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tables", [uploaded.table_id])
+    result = defs.resolve_job_def("enrich_table").execute_in_process(
+        instance=instance,
+        partition_key=uploaded.table_id,
+        run_config={"resources": {"budget": {"config": budget}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert not result.get_asset_materialization_events()  # no stage ran, so nothing was paid
+    errors = [str(e.event_specific_data) for e in result.all_events if e.is_failure]
+    assert any("finite amount of US dollars" in text for text in errors), errors
+
+
 def test_adding_fields_to_an_enriched_table_runs_only_the_new_fields(servers, conn, demo_site, tmp_path, monkeypatch):
     hosts = demo_hosts()[:2]
     path = write_table(tmp_path / "grow.csv", [f"https://{h}" for h in hosts])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -80,4 +83,14 @@ def create_app(config: Settings | None = None) -> FastAPI:
     async def user_facing(request: Request, exc: UserFacingError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the input, and a NaN or an infinity is not JSON: it would answer 500.
+        errors = [e | {"input": _json_safe(e.get("input"))} if "input" in e else e for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
     return app
+
+
+def _json_safe(value: object) -> object:
+    return repr(value) if isinstance(value, float) and not math.isfinite(value) else value

@@ -52,7 +52,11 @@ class EnrichBody(BaseModel):
     type: EntityType | None = Field(default=None, description="The kind of URL; checked against what the URL is.")
     fields: list[FieldName] = Field(min_length=1, max_length=64, description="Fields to fill (docs/fields.md).")
     max_cost_usd: float | None = Field(
-        default=None, ge=0, le=100, description="Most this request may spend; default GLAZE_MAX_COST_PER_ROW_USD."
+        default=None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,  # NaN would switch every budget comparison off
+        description="Most this request may spend; default GLAZE_MAX_COST_PER_ROW_USD.",
     )
 
     @field_validator("url")

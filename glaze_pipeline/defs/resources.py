@@ -10,10 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, field_validator
 
 from glaze_pipeline import logs
-from glaze_pipeline.config import settings
+from glaze_pipeline.config import dollars, settings
 from glaze_pipeline.core.intake.lifecycle import Heartbeat
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, Runtime, connect_runtime
 
@@ -82,6 +82,12 @@ class BudgetResource(dg.ConfigurableResource):
 
     max_cost_usd: float | None = None
     max_cost_per_row_usd: float | None = None
+
+    @field_validator("max_cost_usd", "max_cost_per_row_usd")
+    @classmethod
+    def _finite(cls, value: float | None, info: object) -> float | None:
+        """A NaN or negative budget in run config fails the run before any step starts, not per call."""
+        return None if value is None else dollars(str(getattr(info, "field_name", "budget")), value)
 
     @property
     def limits(self) -> BudgetLimits:

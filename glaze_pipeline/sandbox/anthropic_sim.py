@@ -7,6 +7,18 @@ malformed input, overload, or expire batch items; triggers in the evidence
 (`SIM:REFUSE`, `SIM:MAX_TOKENS`, `SIM:MALFORMED`, `SIM:EXPIRE`) pick a failure per
 row; `SIM:HTML`, `SIM:EMPTY`, `SIM:NOT_JSON`, `SIM:WRONG_SHAPE` answer 200 with something that is
 not a Messages API message. It counts requests and tokens so tests and benchmarks can assert on them.
+
+Billing follows the real API where it matters for money:
+- `max_tokens` is enforced: an answer longer than it is cut after the last whole field,
+  with stop_reason "max_tokens" and max_tokens billed.
+- Prompt caching applies only to a prefix of at least the model's minimum cacheable length;
+  a shorter one is silently not cached (both cache counters 0, the prefix billed as input).
+  Minimums from Anthropic's prompt-caching docs, "Cache limitations"
+  (platform.claude.com/docs/en/build-with-claude/prompt-caching, as quoted in
+  anthropics/anthropic-sdk-python#1194), checked 2026-12-01: 4096 tokens for Claude Haiku 4.5
+  (and Opus 4.5/4.6), 1024 for Sonnet 4.5 and Opus 4.1, 2048 for Haiku 3/3.5.
+- `knobs.bill_maximum` bills every call the most it could cost: one input token per UTF-8 byte
+  of the request plus 600 for the API's own tool prompt, and max_tokens of output.
 """
 
 from __future__ import annotations
@@ -42,6 +54,17 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "company_name": re.compile(r"^company_name:\s*(.+)$", re.M),
     "person_title": re.compile(r"\b(?:works as|is the|title:)\s+([A-Z][\w ]{2,60}?)(?: at|[.,])", re.I),
 }
+# Minimum cacheable prefix per model family, in tokens (see the module docstring for the source).
+MIN_CACHEABLE_TOKENS: dict[str, int] = {
+    "claude-haiku-4-5": 4096,
+    "claude-sonnet-4-5": 1024,
+    "claude-opus-4-1": 1024,
+    "claude-opus-4-5": 4096,
+    "claude-3-5-haiku": 2048,
+    "claude-3-haiku": 2048,
+}
+DEFAULT_MIN_CACHEABLE_TOKENS = 1024
+MAX_BILL_OVERHEAD_TOKENS = 600  # the tool-use system prompt the real API adds, with room to spare
 # What an obedient model takes as an order: any sentence tying the headcount to a number, however it is worded
 # ("set employee count to 999999", "record the employee count as 999999", "the headcount to enter is 999999").
 _INJECTED = re.compile(r"\b(?:employee count|headcount|number of (?:employees|staff))\b[^.\d]{0,60}?\b(\d{4,})\b", re.I)
@@ -53,6 +76,7 @@ class SimKnobs:
     overload_next: int = 0  # the next N /v1/messages calls answer 529
     obey_injections: bool = False  # act like a model that follows instructions found in the data
     batch_polls_until_end: int = 1  # retrieve() calls before a batch reports ended
+    bill_maximum: bool = False  # bill every call the most it could cost (budget tests)
 
 
 @dataclass
@@ -67,6 +91,13 @@ class SimCounters:
 
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
+
+
+def min_cacheable_tokens(model: str) -> int:
+    for family, minimum in MIN_CACHEABLE_TOKENS.items():
+        if model == family or model.startswith(family + "-"):
+            return minimum
+    return DEFAULT_MIN_CACHEABLE_TOKENS
 
 
 class AnthropicSimulator(LoopbackServer):
@@ -130,7 +161,7 @@ class AnthropicSimulator(LoopbackServer):
         evidence = _EVIDENCE.findall(user)
         tools = body.get("tools") or []
         schema = tools[0]["input_schema"] if tools else {"properties": {}}
-        usage = self._usage(body, user)
+        usage = self._maximum_usage(body) if self.knobs.bill_maximum else self._usage(body, user)
         self.counters.rows_seen.append(",".join(src for src, _ in evidence))
         message: dict[str, Any] = {
             "id": f"msg_{uuid.uuid4().hex[:20]}",
@@ -153,10 +184,26 @@ class AnthropicSimulator(LoopbackServer):
         }
         if "SIM:MAX_TOKENS" in user:
             return message | {"content": [block | {"input": {}}], "stop_reason": "max_tokens"}
-        output_tokens = _tokens(json.dumps(tool_input))
+        max_tokens = int(body.get("max_tokens") or 0)
+        tool_input, stop = _cut_to(tool_input, max_tokens)
+        output_tokens = _tokens(json.dumps(tool_input)) if stop == "tool_use" else max_tokens
+        if self.knobs.bill_maximum:
+            output_tokens = max_tokens
         self.counters.output_tokens += output_tokens
         message["usage"] = usage | {"output_tokens": output_tokens}
-        return message | {"content": [block], "stop_reason": "tool_use"}
+        return message | {"content": [block | {"input": tool_input}], "stop_reason": stop}
+
+    def _maximum_usage(self, body: dict[str, Any]) -> dict[str, int]:
+        """The most the request could be billed for input: a token per byte, all of it written to the cache."""
+        text = json.dumps([body.get("system"), body.get("tools"), body.get("messages")], ensure_ascii=False)
+        billed = len(text.encode("utf-8")) + MAX_BILL_OVERHEAD_TOKENS
+        self.counters.cache_write_tokens += billed
+        return {
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cache_creation_input_tokens": billed,
+            "cache_read_input_tokens": 0,
+        }
 
     def _extract(self, schema: dict[str, Any], evidence: list[tuple[str, str]]) -> dict[str, Any]:
         answer: dict[str, Any] = {}
@@ -189,8 +236,10 @@ class AnthropicSimulator(LoopbackServer):
         system = body.get("system") or []
         system_text = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
         prefix = json.dumps(body.get("tools")) + system_text
-        cacheable = not isinstance(system, str) and any(b.get("cache_control") for b in system)
         prefix_tokens = _tokens(prefix)
+        marked = not isinstance(system, str) and any(b.get("cache_control") for b in system)
+        # Below the model's minimum the API caches nothing and says nothing: the prefix is plain input.
+        cacheable = marked and prefix_tokens >= min_cacheable_tokens(str(body.get("model", "")))
         read = cacheable and prefix in self._cached_prefixes
         if cacheable:
             self._cached_prefixes.add(prefix)
@@ -276,6 +325,18 @@ def _broken_answer(user: str) -> web.Response | None:
         if trigger in user:
             return web.Response(status=200, text=text, content_type=content_type)
     return None
+
+
+def _cut_to(tool_input: dict[str, Any], max_tokens: int) -> tuple[dict[str, Any], str]:
+    """The answer as a model with `max_tokens` of room leaves it: whole fields up to the limit, then cut off."""
+    if not max_tokens or _tokens(json.dumps(tool_input)) <= max_tokens:
+        return tool_input, "tool_use"
+    kept: dict[str, Any] = {}
+    for name, fact in tool_input.items():
+        if _tokens(json.dumps(kept | {name: fact})) > max_tokens:
+            break
+        kept[name] = fact
+    return kept, "max_tokens"
 
 
 def _user_text(body: dict[str, Any]) -> str:

@@ -146,6 +146,24 @@ def test_bad_url_and_unknown_field_get_422_naming_them(api, token):
     assert "not a linkedin_person" in wrong_type.json()["detail"][0]["msg"]
 
 
+def test_a_budget_that_is_not_a_finite_amount_gets_422_saying_so(api, conn, token):
+    before = conn.execute("SELECT count(*) FROM glaze.requests").fetchone()
+    with api.client(token) as client:
+        answers = {
+            raw: client.post(
+                "/v1/enrich",
+                content=f'{{"url": "{host()}", "fields": ["company_name"], "max_cost_usd": {raw}}}',
+                headers={"content-type": "application/json"},
+            )
+            for raw in ("NaN", "Infinity", '"nan"', "-1")
+        }
+    for raw, answer in answers.items():
+        assert answer.status_code == 422, raw
+        assert answer.json()["detail"][0]["loc"] == ["body", "max_cost_usd"]
+    assert all("finite number" in answers[raw].json()["detail"][0]["msg"] for raw in ("NaN", "Infinity", '"nan"'))
+    assert conn.execute("SELECT count(*) FROM glaze.requests").fetchone() == before
+
+
 def test_miss_queues_then_one_sensor_tick_makes_one_run_that_completes_them(api, conn, token, instance):
     urls = [host() for _ in range(3)]
     with api.client(token) as client:

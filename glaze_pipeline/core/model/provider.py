@@ -81,6 +81,10 @@ class Provider(ABC):
     max_inflight: int = DEFAULT_INFLIGHT_CHUNKS
     unavailable: str | None = None  # why the provider cannot run at all (no key): its rows are skipped_no_key
 
+    def max_cost_usd(self, target: Target) -> float:
+        """The most one call for this target can cost: what the budget reserves before the call is sent."""
+        return self.price_usd
+
     def request_key(self, target: Target) -> str:
         """The exact request this target turns into, for the cache key; by default the entity's URL."""
         return target.normalized_url

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from glaze_pipeline.config import Settings
+from glaze_pipeline.config import Settings, dollars
 from glaze_pipeline.core.model.provider import Provider
 from glaze_pipeline.core.pipeline.spending import Budget, Spending
 from glaze_pipeline.core.providers.registry import build_provider
@@ -36,6 +36,13 @@ class BudgetLimits:
 
     max_cost_usd: float | None = None
     max_cost_per_row_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refused here, where every source of a budget passes (flags, run config, API requests), not per call."""
+        for name in ("max_cost_usd", "max_cost_per_row_usd"):
+            value = getattr(self, name)
+            if value is not None:
+                dollars(name, value)
 
     def resolve(self, settings: Settings) -> tuple[float, float]:
         run = settings.max_cost_usd if self.max_cost_usd is None else self.max_cost_usd

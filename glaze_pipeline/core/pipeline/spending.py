@@ -34,6 +34,12 @@ class Budget:
         self.reserved_usd += price
         return None
 
+    def fits_once_settled(self, row_key: str, price: float) -> bool:
+        """Would this call fit if every reservation in flight were released at no cost? Then it is worth waiting."""
+        eps = 1e-9
+        row_fits = self.spent_by_row.get(row_key, 0.0) + price <= self.max_row_usd + eps
+        return row_fits and self.spent_usd + price <= self.max_run_usd + eps
+
     def settle(self, row_key: str, reserved: float, cost: float) -> None:
         self.reserved_usd = max(0.0, self.reserved_usd - reserved)
         self.spent_usd += cost

@@ -214,7 +214,8 @@ class _Stage:
         self.requests = {t.row_key: provider.request_key(t) for t in targets}
         self.keys = {key: cache.key(provider.name, provider.version, req) for key, req in self.requests.items()}
         self.sink = _Sink(provider, cache, self.keys, self.requests, self.spending)
-        self.reserved: dict[str, float] = {}
+        self.reserved: dict[str, float] = {}  # reservations of calls in flight, by row
+        self.deferred: list[Target] = []  # rows waiting for reservations in flight to settle
         self.order: dict[asyncio.Task[list[Attempt]], int] = {}
         self.inflight: set[asyncio.Task[list[Attempt]]] = set()
         self.finished: list[asyncio.Task[list[Attempt]]] = []
@@ -255,32 +256,47 @@ class _Stage:
         return served, [t for t in misses if hashes[t.row_key] not in stored]
 
     async def ask(self, misses: list[Target], size: int) -> None:
-        """Send the misses chunk by chunk, at most `max_inflight` chunks at once, recording answers as they come."""
+        """Send the misses chunk by chunk, at most `max_inflight` chunks at once, recording answers as they come.
+
+        Rows the budget cannot reserve while other calls are in flight wait for those to settle (a call's
+        reservation is its upper bound, usually far above what it really costs) and go in the next wave;
+        a wave that starts with nothing in flight and still cannot reserve a row ends it as budget_exhausted.
+        """
         async with self.provider:
             try:
-                for start in range(0, len(misses), size):
-                    while len(self.inflight) >= self.provider.max_inflight:
+                todo = misses
+                while todo:
+                    self.deferred = []
+                    for start in range(0, len(todo), size):
+                        while len(self.inflight) >= self.provider.max_inflight:
+                            await self._wait_some()
+                        batch = self._afford(todo[start : start + size])
+                        if batch:
+                            self._dispatch(batch, start)
+                    while self.inflight:
                         await self._wait_some()
-                    batch = self._afford(misses[start : start + size])
-                    if batch:
-                        self._dispatch(batch, start)
-                while self.inflight:
-                    await self._wait_some()
+                    # A row the provider did not answer keeps its reservation (spent, as far as we know),
+                    # but no longer counts as in flight: the next wave must not wait for it.
+                    self.reserved.clear()
+                    todo = self.deferred
             finally:
                 for task in self.inflight:
                     task.cancel()
                 await self.sink.maybe_flush(force=True)
 
     def _afford(self, batch: list[Target]) -> list[Target]:
-        """The rows of a batch the budget still pays for; the others become budget_exhausted attempts."""
+        """The rows of a batch the budget reserves now; the rest wait for a later wave or are budget_exhausted."""
         if self.budget is None:
             return batch
         allowed = []
         for target in batch:
-            refusal = self.budget.reserve(target.row_key, self.provider.price_usd)
+            price = self.provider.max_cost_usd(target)
+            refusal = self.budget.reserve(target.row_key, price)
             if refusal is None:
-                self.reserved[target.row_key] = self.provider.price_usd
+                self.reserved[target.row_key] = price
                 allowed.append(target)
+            elif self.reserved and self.budget.fits_once_settled(target.row_key, price):
+                self.deferred.append(target)
             else:
                 self.stats.budget_note = refusal
                 self.answers.add([Attempt(target.row_key, (), Status.BUDGET_EXHAUSTED, detail=refusal)])
@@ -331,6 +347,8 @@ class _Stage:
     def finish(self, started: float) -> tuple[pl.DataFrame, StageStats]:
         frame = self.answers.frame()
         self.stats.cost_usd = float(frame["cost_usd"].sum()) if frame.height else 0.0
+        if self.spending is not None:  # the ledger's figure: it also has what a failed earlier attempt paid
+            self.stats.cost_usd = self.spending.ledger.run_cost(self.provider.name)
         self.stats.statuses = self.answers.statuses
         self.stats.cache_note = self.cache.degraded_reason
         self.stats.health = self.provider.health()

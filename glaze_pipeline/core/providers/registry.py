@@ -61,6 +61,7 @@ def build_provider(
             batch_threshold=settings.llm_batch_threshold,
             poll_interval_s=settings.llm_poll_interval_s,
             concurrency=settings.llm_concurrency,
+            max_tokens_per_field=settings.llm_max_tokens_per_field,
         )
         return LlmProvider(llm, BatchStore(database_url) if database_url else None)
     raise ValueError(f"unknown provider {name!r} in waterfall.toml; known: {', '.join(KNOWN_PROVIDERS)}")

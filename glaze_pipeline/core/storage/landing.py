@@ -52,6 +52,7 @@ def land(
         written = _upsert_records(conn, table_id, records)
         added = _add_field_values(conn, table_id, trail, records["row_key"].to_list(), decided)
         _replace_rejects(conn, table_id, rejects)
+        _costs_from_ledger(conn, table_id)
         conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
     return LandingStats(written, records.height - written, added, rejects.height)
 
@@ -85,6 +86,21 @@ def _upsert_records(conn: psycopg.Connection, table_id: str, records: pl.DataFra
             new_values=new_values,
         )
     ).rowcount
+
+
+def _costs_from_ledger(conn: psycopg.Connection, table_id: str) -> None:
+    """A row's cost is what the ledger says the table paid for it, in every run, killed ones included.
+
+    Adding each run's fresh calls would miss what a killed run paid: its answers come back free from the
+    cache on the re-run, but they were paid, and the ledger has them.
+    """
+    conn.execute(
+        """UPDATE glaze.records r SET cost_usd = l.cost_usd
+           FROM (SELECT row_key, sum(cost_usd) AS cost_usd FROM glaze.provider_calls
+                 WHERE table_id = %s AND row_key IS NOT NULL GROUP BY row_key) l
+           WHERE r.table_id = %s AND r.row_key = l.row_key AND r.cost_usd IS DISTINCT FROM l.cost_usd""",
+        (table_id, table_id),
+    )
 
 
 def _add_field_values(

@@ -123,6 +123,19 @@ class Ledger:
         per_row = {k: float(v) for k, v in rows if k is not None}
         return sum(float(v) for _, v in rows), per_row
 
+    def run_cost(self, provider: str) -> float:
+        """What this run paid one provider for this table, step retries included: the stage's reported cost."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT coalesce(sum(cost_usd), 0) FROM glaze.provider_calls"
+                " WHERE run_id = %s AND table_id = %s AND provider = %s",
+                (self.run_id, self.table_id, provider),
+            )
+            .fetchone()
+        )
+        return float(row[0]) if row else 0.0
+
 
 @dataclass(frozen=True)
 class StageSummary:

@@ -49,7 +49,7 @@ def merged_and_validated(
         "filled_per_field": {f: int(records[f].is_not_null().sum()) for f in work.wanted},
         "rows_fully_filled": int((records["status"] == Status.FILLED.value).sum()),
         "rejected_rows": result.rejects.height,
-        "cost_usd": round(float(records["cost_usd"].sum()), 6),
+        # No cost here: what the table paid is the ledger's, in landed_records' table_cost_usd.
     }
     return records, metadata
 

@@ -85,10 +85,41 @@ def test_grounded_values_fill_and_cost_equals_tokens_times_price(sim):
     assert attempt.cost_usd > 0
 
 
-def test_the_static_system_prompt_is_cached_across_calls(sim):
+def test_no_prompt_cache_is_claimed_and_the_simulator_caches_only_past_the_models_minimum(sim):
     run(provider(sim), [target("a"), target("b"), target("c")])
-    assert sim.counters.cache_write_tokens > 0
-    assert sim.counters.cache_read_tokens == 2 * sim.counters.cache_write_tokens
+    assert sim.counters.cache_write_tokens == sim.counters.cache_read_tokens == 0
+
+    def ask(model: str, prefix_chars: int) -> dict:
+        system = [{"type": "text", "text": "x" * prefix_chars, "cache_control": {"type": "ephemeral"}}]
+        body = {"model": model, "max_tokens": 50, "system": system, "messages": [{"role": "user", "content": "hi"}]}
+        return sim.answer(body)["usage"]
+
+    short = ask(MODEL, 4 * 2_000)  # marked, but below Haiku 4.5's 4,096: silently not cached, billed as input
+    assert short["cache_creation_input_tokens"] == short["cache_read_input_tokens"] == 0
+    assert short["input_tokens"] >= 2_000
+    first, second = ask(MODEL, 4 * 4_200), ask(MODEL, 4 * 4_200)
+    assert first["cache_creation_input_tokens"] >= 4_096 and second["cache_read_input_tokens"] >= 4_096
+    sonnet = ask("claude-sonnet-4-5", 4 * 1_100)  # Sonnet 4.5's minimum is 1,024
+    assert sonnet["cache_creation_input_tokens"] >= 1_024
+
+
+def test_max_tokens_grows_with_the_fields_asked(sim):
+    p = provider(sim)
+    assert p.max_tokens(["company_city"]) == 64 + 200
+    assert p.max_tokens(["company_city"] * 12) == 64 + 12 * 200
+    assert p.max_tokens(["company_city"] * 100) == 8_192
+    assert provider(sim, max_tokens_per_field=300).max_tokens(["company_city"] * 2) == 64 + 600
+
+
+def test_a_row_cut_off_at_max_tokens_keeps_its_complete_facts_and_pays_once(sim):
+    fields = ("company_founded_year", "company_employee_count", "company_city", "company_country")
+    (attempt,) = run(provider(sim, max_tokens_per_field=25), [target("cut", missing=fields)])
+    assert attempt.status == Status.FILLED
+    kept = {f.field for f in attempt.found}
+    assert kept and kept < set(fields)  # some whole facts, not all
+    assert "stopped at max_tokens" in attempt.detail
+    assert sim.counters.requests["messages"] == 1  # never asked again for the rest
+    assert attempt.cost_usd > 0
 
 
 def test_an_ungrounded_value_is_dropped():

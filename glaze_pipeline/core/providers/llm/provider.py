@@ -1,11 +1,12 @@
 """The LLM fallback provider: Claude reads the evidence earlier stages gathered and fills only the remaining gaps.
 
 Last and dearest in the waterfall. One tool, generated from the catalog for the
-row's missing fields; a static system prompt cached across calls; evidence fenced
-as untrusted data. Above `batch_threshold` rows it uses the Message Batches API
-(half price) and remembers each batch in Postgres, so a restarted run resumes the
-batch it already paid for. The SDK retries 429/5xx itself (max_retries); this
-module never retries on top of it.
+row's missing fields; a short static system prompt; evidence fenced as untrusted
+data. Each call's upper bound (`max_cost_usd`) is what the budget reserves before
+it is sent. Above `batch_threshold` rows it uses the Message Batches API (half
+price) and remembers each batch in Postgres, so a restarted run resumes the batch
+it already paid for. The SDK retries 429/5xx itself (max_retries); this module
+never retries on top of it.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from glaze_pipeline.core.model.fields import CATALOG, EntityType
 from glaze_pipeline.core.model.provider import Provider, Target
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.providers.llm.evidence import EvidencePack, build_evidence
-from glaze_pipeline.core.providers.llm.pricing import Usage, cost_usd
+from glaze_pipeline.core.providers.llm.pricing import Usage, cost_usd, max_call_cost_usd
 from glaze_pipeline.core.providers.llm.tool import SYSTEM_PROMPT, TOOL_NAME, MalformedAnswer, judge_answer, tool_schema
 from glaze_pipeline.core.storage.llm_batches import BatchStore, batch_key
 
 log = logging.getLogger(__name__)
+MAX_TOKENS_BASE = 64  # the tool call's own framing, before any field
+MAX_TOKENS_CAP = 8_192  # within every supported model's output limit
 NO_EVIDENCE = '<evidence source="none">\n(no evidence)\n</evidence>'
 
 
@@ -39,7 +42,7 @@ class LlmSettings:
     api_key: str | None = field(repr=False)  # never in logs or reprs
     base_url: str | None
     model: str
-    max_tokens: int = 1024
+    max_tokens_per_field: int = 200  # a fact object: value, a quote of up to 200 characters, source URL, flag
     batch_threshold: int = 50
     poll_interval_s: float = 30.0
     concurrency: int = 8
@@ -52,7 +55,7 @@ class LlmProvider(Provider):
     version = "1"
     fields = frozenset(CATALOG)
     entity_types = frozenset(EntityType)
-    price_usd = 0.002  # a typical single call on the default model, for estimates only; real cost is per token
+    price_usd = 0.002  # marks the provider as paid; budgets and the dry run price each call per token instead
     chunk_size = 5_000  # one batch should hold as many rows as possible
 
     def __init__(self, settings: LlmSettings, batches: BatchStore | None) -> None:
@@ -94,6 +97,16 @@ class LlmProvider(Provider):
         evidence_hash = hashlib.sha256(pack.text.encode()).hexdigest()
         return json.dumps([self.settings.model, sorted(target.missing), evidence_hash])
 
+    def max_tokens(self, fields: Sequence[str]) -> int:
+        """Output room sized to the fields asked, so a row with many facts is not cut off half-way."""
+        return min(MAX_TOKENS_CAP, MAX_TOKENS_BASE + self.settings.max_tokens_per_field * len(fields))
+
+    def max_cost_usd(self, target: Target) -> float:
+        """The most this row's call can cost: its request's input bound at the cache-write price, max_tokens out."""
+        params = self._params(target, self._pack(target))
+        text = json.dumps([params["system"], params["tools"], params["messages"]], ensure_ascii=False)
+        return max_call_cost_usd(self.settings.model, text, params["max_tokens"])
+
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
         if self._client is None:
             return [Attempt(t.row_key, (), Status.SKIPPED_NO_KEY, detail=f"llm: {self.unavailable}") for t in targets]
@@ -112,8 +125,10 @@ class LlmProvider(Provider):
         )
         return {
             "model": self.settings.model,
-            "max_tokens": self.settings.max_tokens,
-            "system": [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}],
+            "max_tokens": self.max_tokens(target.missing),
+            # No cache_control: the prefix (~490 tokens) is below every model's minimum cacheable length, so the
+            # API would cache nothing; a longer prefix measured no cheaper per filled field (bench/llm_cost.py).
+            "system": [{"type": "text", "text": SYSTEM_PROMPT}],
             "tools": [tool_schema(target.missing)],
             "tool_choice": {"type": "tool", "name": TOOL_NAME},
             "messages": [
@@ -151,18 +166,25 @@ class LlmProvider(Provider):
             f"tokens in={usage.input_tokens} out={usage.output_tokens} cache_write={usage.cache_creation_input_tokens}"
             f" cache_read={usage.cache_read_input_tokens}{' batch' if batch else ''}"
         )
-        if stop in ("refusal", "max_tokens"):
+        if stop == "refusal":
             return _failed(target, f"{stop} ({tokens})", cost)
         content = message.get("content")
         if not isinstance(content, list):
             return _failed(target, f"the answer is not a message: check ANTHROPIC_BASE_URL ({tokens})", cost)
         tool_input = next((_dict(b).get("input") for b in content if _dict(b).get("type") == "tool_use"), None)
+        if stop == "max_tokens":  # cut off: keep the facts that were complete, never pay again for the rest
+            tool_input = _complete_facts(tool_input, target.missing)
+            tokens += " stopped at max_tokens"
+        if not tool_input and stop == "max_tokens":
+            return _failed(target, f"max_tokens before any complete fact ({tokens})", cost)
         if tool_input is None:
             return _failed(target, f"no tool call ({tokens})", cost)
         try:
             judged = judge_answer(tool_input, target.missing, pack)
         except MalformedAnswer as exc:
             return _failed(target, f"malformed tool input: {exc} ({tokens})", cost)
+        if stop == "max_tokens" and not judged.found:  # not a "not found": the rest was never written
+            return _failed(target, f"max_tokens and no complete fact held ({tokens})", cost)
         notes = [tokens, *judged.dropped]
         if pack.removed:
             notes.append(f"{len(pack.removed)} instruction-like passage(s) removed from evidence")
@@ -216,6 +238,22 @@ class LlmProvider(Provider):
 def _dict(value: object) -> dict[str, Any]:
     """A part of the answer as a dict, or empty: the SDK does not validate what the endpoint sent."""
     return value if isinstance(value, dict) else {}
+
+
+def _complete_facts(tool_input: object, fields: Sequence[str]) -> dict[str, Any]:
+    """Of a tool input cut off at max_tokens, the wanted fields whose fact object is whole; the rest stay gaps.
+
+    A field that is null or half-written says nothing about the evidence, so it is left out rather than
+    read as "not found"; the row's remaining gaps are asked again by a later run with its own request.
+    """
+    if not isinstance(tool_input, dict):
+        return {}
+    keys = ("value", "quote", "source_url")
+    return {
+        name: fact
+        for name, fact in tool_input.items()
+        if name in fields and isinstance(fact, dict) and all(isinstance(fact.get(k), str) for k in keys)
+    }
 
 
 def _custom_id(row_key: str) -> str:
