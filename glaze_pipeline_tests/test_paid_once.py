@@ -34,7 +34,7 @@ class HeldSimulator(ApiSimulator):
         self.arrived = threading.Event()
         self.release = threading.Event()
 
-    async def _answer(self, read, request: web.Request) -> web.Response:  # type: ignore[no-untyped-def]
+    async def _answer(self, read, request: web.Request) -> web.Response:
         self.arrived.set()
         await self._loop_wait(self.release)
         return await super()._answer(read, request)
