@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from aiohttp import web
 
 from glaze_pipeline.core.intake.tables import TableStatus, table_info
+from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.sandbox.apis import ApiSimulator
 from glaze_pipeline_tests.helpers import write_table
 
@@ -167,3 +169,63 @@ def test_a_killed_holders_claims_are_taken_over_after_the_lease(servers, conn, h
     # Paid again: only the requests the killed run had in flight (its concurrency), nothing else twice.
     assert held.count() - asked_by_the_dead == ROWS
     assert asked_by_the_dead <= 4
+
+
+# One Dagster run of `enrich_table` for one partition, on the instance under DAGSTER_HOME; says how it ended.
+DAGSTER_RUN = """
+import sys
+import dagster as dg
+from glaze_pipeline.definitions import defs
+
+instance = dg.DagsterInstance.get()
+job = defs.resolve_job_def("enrich_table")
+result = job.execute_in_process(instance=instance, partition_key=sys.argv[1], raise_on_error=False)
+failure = result.failure_data_for_node("source_rows") if not result.success else None
+why = failure.error.to_string().replace("\\n", " ") if failure is not None and failure.error else ""
+print("RUN", result.run_id, result.success, why.replace(chr(10), " "))
+"""
+
+
+def _fields(conn, table_id: str) -> list[tuple[object, ...]]:
+    rows = conn.execute(
+        "SELECT normalized_url, status, company_employee_range, company_specialities FROM glaze.records"
+        " WHERE table_id = %s ORDER BY normalized_url",
+        (table_id,),
+    ).fetchall()
+    conn.rollback()
+    return rows
+
+
+def test_two_dagster_runs_of_one_partition_at_once_land_and_pay_once(servers, conn, held, tmp_path, monkeypatch):
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    for name in ("same", "alone"):
+        upload_file(conn, _table(tmp_path, name), fields=FIELDS.split(","), status=TableStatus.PENDING)
+    conn.commit()
+    dg.DagsterInstance.get().add_dynamic_partitions("tables", ["same", "alone"])
+    runs = [
+        subprocess.Popen([sys.executable, "-c", DAGSTER_RUN, "same"], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    # Launched together; the simulator holds every answer, so the run that took the table cannot finish before
+    # the other one has been refused at its first step.
+    while all(r.poll() is None for r in runs):
+        time.sleep(0.1)
+    refused = next(r for r in runs if r.poll() is not None)
+    held.release.set()
+    said = {r: (r.communicate(timeout=300)[0].splitlines() or ["?"])[-1].split(" ", 3) for r in runs}
+    winner = next(said[r] for r in runs if r is not refused)
+    assert winner[2] == "True" and said[refused][2] == "False", said
+    assert f"table same is already being enriched by run {winner[1][:8]}" in said[refused][3]
+    assert len(held.by_entity()) == ROWS and set(held.by_entity().values()) == {1}  # no paid call twice
+    info = table_info(conn, "same")
+    assert info.status == TableStatus.ENRICHED
+    assert conn.execute("SELECT last_run_id FROM glaze.tables WHERE table_id = 'same'").fetchone()[0] == winner[1]
+    # The final state is one run's: the same records as a table run alone (its answers come from the cache).
+    alone = subprocess.run([sys.executable, "-c", DAGSTER_RUN, "alone"], capture_output=True, text=True, timeout=300)
+    assert " True " in alone.stdout, alone.stdout + alone.stderr
+    assert len(held.by_entity()) == ROWS  # the lone run paid nothing
+    same = _fields(conn, "same")
+    assert len(same) == ROWS and same == _fields(conn, "alone")
