@@ -181,7 +181,7 @@ instance = dg.DagsterInstance.get()
 job = defs.resolve_job_def("enrich_table")
 result = job.execute_in_process(instance=instance, partition_key=sys.argv[1], raise_on_error=False)
 failure = result.failure_data_for_node("source_rows") if not result.success else None
-why = failure.error.to_string().replace("\\n", " ") if failure is not None and failure.error else ""
+why = failure.error.to_string() if failure is not None and failure.error else ""
 print("RUN", result.run_id, result.success, why.replace(chr(10), " "))
 """
 
