@@ -24,7 +24,6 @@ from glaze_pipeline.core.intake.tables import (
     TableStatus,
     ask_for_fields,
     list_tables,
-    set_status,
     table_info,
 )
 from glaze_pipeline.core.intake.uploads import Uploaded, upload_file
@@ -33,6 +32,7 @@ from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database
 from glaze_pipeline.core.storage import db, readonly, services
 from glaze_pipeline.errors import UserFacingError
 from glaze_pipeline.terminal import (
+    claim_table_run,
     console,
     coverage_notes,
     database,
@@ -230,19 +230,19 @@ def enrich(
         if path.is_file():
             status = TableStatus.PLANNED if dry_run else TableStatus.RUNNING
             table_id = _upload(conn, path, name, url_column, fields, status).table_id
+            run_id = None if dry_run else claim_table_run(conn, table_id)
         else:
             try:
                 table_id = table_info(conn, source).table_id
             except TableNotFound as exc:
                 raise UsageProblem(f"{source!r} is neither a file nor an uploaded table id") from exc
+            run_id = None if dry_run else claim_table_run(conn, table_id)  # another run's table is refused here
             if wanted is not None:  # an enriched table gains these fields, and the run asks only for them
                 ask_for_fields(conn, table_id, wanted)
-            if not dry_run:
-                set_status(conn, table_id, TableStatus.RUNNING)
     if dry_run:
         dry_run_table(s, table_id)
         return
-    enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row), refresh_marts=not no_marts)
+    enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row), refresh_marts=not no_marts, run_id=run_id)
 
 
 def dry_run_table(s: Settings, table_id: str) -> None:

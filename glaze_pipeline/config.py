@@ -149,6 +149,8 @@ class Settings:
     sql_max_rows: int = 10_000  # the most rows one read-only query returns (glaze sql, the API)
     upload_limits: UploadLimits = field(default_factory=UploadLimits)
     run_lost_after_s: float = 180.0  # a running table with no sign of life for this long is marked failed
+    lease_s: float = 15.0  # a killed process's limiter permits and paid-request claims outlive it this long
+    claim_wait_s: float = 300.0  # the longest wait, without progress, for another run's answer to a paid request
     api: ServiceSettings = field(default_factory=lambda: ServiceSettings())
 
     @property
@@ -273,6 +275,9 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
     run_lost_after_s = _float(env, "GLAZE_RUN_LOST_AFTER_S", 180.0)
     if sql_max_rows < 1 or run_lost_after_s < 10:
         raise ConfigError("GLAZE_SQL_MAX_ROWS must be at least 1 and GLAZE_RUN_LOST_AFTER_S at least 10")
+    lease_s, claim_wait_s = _float(env, "GLAZE_LEASE_S", 15.0), _float(env, "GLAZE_CLAIM_WAIT_S", 300.0)
+    if not (0.5 <= lease_s <= 3600 and 0 <= claim_wait_s <= 86_400):  # also refuses nan
+        raise ConfigError("set GLAZE_LEASE_S between 0.5 and 3600 seconds and GLAZE_CLAIM_WAIT_S between 0 and 86400")
     return Settings(
         home=home,
         database_url=env.get("GLAZE_DATABASE_URL") or None,
@@ -313,6 +318,8 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         sql_max_rows=sql_max_rows,
         upload_limits=_upload_limits(env),
         run_lost_after_s=run_lost_after_s,
+        lease_s=lease_s,
+        claim_wait_s=claim_wait_s,
         api=ServiceSettings(
             requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
             max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),

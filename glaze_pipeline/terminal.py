@@ -23,7 +23,8 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from glaze_pipeline.config import Settings
-from glaze_pipeline.core.intake.tables import TableInfo, TableStatus, set_status, table_info
+from glaze_pipeline.core.intake.lifecycle import claim_table, release_table
+from glaze_pipeline.core.intake.tables import TableInfo, table_info
 from glaze_pipeline.core.pipeline.coverage import configured_providers, field_coverage
 from glaze_pipeline.core.pipeline.report import TableReport, table_report
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, open_database
@@ -137,38 +138,61 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def enrich_table(s: Settings, table_id: str, limits: BudgetLimits | None = None, *, refresh_marts: bool = True) -> None:
+def claim_table_run(conn: psycopg.Connection, table_id: str) -> str:
+    """A new run id that now holds the table (committed), or TableBusy when another run holds it."""
+    from glaze_pipeline.runner import new_run_id
+
+    run_id = new_run_id()
+    claim_table(conn, table_id, run_id)
+    conn.commit()
+    return run_id
+
+
+def enrich_table(
+    s: Settings,
+    table_id: str,
+    limits: BudgetLimits | None = None,
+    *,
+    refresh_marts: bool = True,
+    run_id: str | None = None,
+) -> None:
     """Run one table now, in this process, with a progress bar per stage; print what it filled and cost; refresh
     the marts. The run's warnings reach the terminal once, as log lines; the bars and the summary are the rest.
+    `run_id` is the run that already holds the table (`claim_table_run`); without it the table is claimed here.
     """
-    from glaze_pipeline.runner import RunInterrupted, cli_run_instance, new_run_id
+    from glaze_pipeline.runner import RunInterrupted, cli_run_instance
 
-    notes = coverage_before_run(s, table_id)
-    instance = cli_run_instance(s)
-    run_id = new_run_id()
-    with database(s) as conn:
-        set_status(conn, table_id, TableStatus.RUNNING, run_id)
-        conn.commit()
+    if run_id is None:
+        with database(s) as conn:
+            run_id = claim_table_run(conn, table_id)
     try:
+        notes = coverage_before_run(s, table_id)
+        instance = cli_run_instance(s)
         with _sigterm_as_interrupt():
             outcome = _run_with_progress(table_id, instance, limits, run_id)
     except RunInterrupted as exc:
         reason = f"interrupted: run {exc.run_id[:8]} was stopped by Ctrl-C; run it again with `glaze enrich {table_id}`"
-        with database(s) as conn:
-            set_status(conn, table_id, TableStatus.FAILED, reason=reason)
-            conn.commit()
+        _release(s, table_id, run_id, reason)
         raise RunStopped(
             f"stopped: table {table_id} is marked failed (run {exc.run_id[:8]}); run it again with "
             f"`glaze enrich {table_id}` (answers already paid for are not paid again)"
         ) from exc
+    except BaseException:  # nothing ran, or a bug: the table must not stay held by a run that never was
+        _release(s, table_id, run_id, f"run {run_id[:8]} did not start; run it again with `glaze enrich {table_id}`")
+        raise
     if not outcome.success:
-        with database(s) as conn:
-            set_status(conn, table_id, TableStatus.FAILED, reason=f"run {outcome.run_id[:8]} failed: {outcome.failure}")
-            conn.commit()
+        _release(s, table_id, run_id, f"run {outcome.run_id[:8]} failed: {outcome.failure}")
         raise RunFailed(f"run {outcome.run_id} failed: {outcome.failure}\n  details: glaze dev, then open the run")
     print_summary(s, table_id, outcome.run_id, notes)
     if refresh_marts:
         refresh_marts_now(s)
+
+
+def _release(s: Settings, table_id: str, run_id: str, reason: str) -> None:
+    """Mark the table failed, unless another run holds it by now (its status is that run's to set)."""
+    with database(s) as conn:
+        release_table(conn, table_id, reason, run_id=run_id)
+        conn.commit()
 
 
 def refresh_marts_now(s: Settings) -> bool:

@@ -4,6 +4,8 @@ A run refreshes `glaze.tables.heartbeat_at` while it works. A run whose process 
 crashed container, a closed laptop) stops beating; `lost_tables` finds its table, and the caller (the
 Dagster shell, which also marks the run failed) releases it as `failed` with the reason. A table marked
 `queued` whose run request never reached Dagster is found by `queued_tables` and put back to `pending`.
+`claim_table` is the one way a run takes a table: one atomic UPDATE, so of two runs started at once
+only one holds it and the other is refused with the holder's run id.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from datetime import datetime
 import psutil
 import psycopg
 
-from glaze_pipeline.core.intake.tables import TableStatus
+from glaze_pipeline.core.intake.tables import TableNotFound, TableStatus
+from glaze_pipeline.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,40 @@ class ProcessIdentity:
             return True
         except psutil.Error:
             return None
+
+
+class TableBusy(UserFacingError):
+    """Another run holds the table: starting a second one would pay for its requests twice."""
+
+
+def claim_table(conn: psycopg.Connection, table_id: str, run_id: str) -> None:
+    """Mark the table `running` for `run_id`, or raise TableBusy when another run holds it.
+
+    One UPDATE decides: Postgres locks the row, so of two runs claiming at once the second re-reads the
+    first's committed claim and gets nothing. A table `running` with no run id yet (just uploaded by
+    `glaze enrich FILE`) or with this run's id is this run's to take. A holder that died is released
+    first by the caller's lost-run check (`defs/lifecycle/runs.repair_tables`), never by this function.
+    """
+    taken = conn.execute(
+        """UPDATE glaze.tables SET status = %s, last_run_id = %s, status_reason = NULL, heartbeat_at = now(),
+               updated_at = now()
+           WHERE table_id = %s AND (status <> %s OR last_run_id IS NULL OR last_run_id = %s) RETURNING 1""",
+        (TableStatus.RUNNING, run_id, table_id, TableStatus.RUNNING, run_id),
+    ).fetchone()
+    if taken is not None:
+        return
+    holder = conn.execute(
+        "SELECT last_run_id, extract(epoch FROM now() - coalesce(heartbeat_at, updated_at))::float8"
+        " FROM glaze.tables WHERE table_id = %s",
+        (table_id,),
+    ).fetchone()
+    if holder is None:
+        raise TableNotFound(f"no table {table_id!r}: `glaze tables` lists the uploaded ones")
+    raise TableBusy(
+        f"table {table_id} is already being enriched by run {str(holder[0])[:8]} (last sign of life"
+        f" {holder[1]:.0f} s ago); wait for it to finish (`glaze status {table_id}`) instead of paying for"
+        " its requests twice; if that run was killed, it is released once noticed dead and you can start again"
+    )
 
 
 def beat(conn: psycopg.Connection, table_id: str, run_id: str) -> None:

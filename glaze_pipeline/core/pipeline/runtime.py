@@ -78,7 +78,9 @@ class Runtime:
         try:
             spent, by_row = ledger.spent()
             max_run, max_row = (limits or BudgetLimits()).resolve(s)
-            yield Spending(ledger, Budget(max_run, max_row, spent, by_row), s.cache_ttl_s, s.negative_cache_ttl_s)
+            budget = Budget(max_run, max_row, spent, by_row)
+            ttls = (s.cache_ttl_s, s.negative_cache_ttl_s)
+            yield Spending(ledger, budget, *ttls, lease_s=s.lease_s, claim_wait_s=s.claim_wait_s)
         finally:
             ledger.close()
 

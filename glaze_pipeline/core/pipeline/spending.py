@@ -55,3 +55,5 @@ class Spending:
     budget: Budget
     ttl_s: int = 7 * 86_400  # ledger answers are reused as long as the cache would keep them
     negative_ttl_s: int = 86_400
+    lease_s: float = 15.0  # a paid-request claim outlives a killed holder this long (GLAZE_LEASE_S)
+    claim_wait_s: float = 300.0  # how long a stage waits, without progress, for another holder's answers

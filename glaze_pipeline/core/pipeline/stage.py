@@ -1,15 +1,18 @@
 """One provider stage: serve what the cache and the ledger know, ask the provider for the rest, record as it goes.
 
 Answers are written in small batches while the stage runs, so a run killed
-halfway keeps everything it already paid for. With spending, each call first
-reserves its price from the run's budget; rows it cannot afford are
-`budget_exhausted`, never sent.
+halfway keeps everything it already paid for. With spending, each request is
+first claimed in Postgres (`core/storage/claims.py`), so no other process pays
+for it at the same time, and each call reserves its price from the run's budget;
+rows it cannot afford are `budget_exhausted`, never sent. Requests another
+process holds are read from the ledger once it has answered them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -18,13 +21,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import polars as pl
+import psycopg
 
 from glaze_pipeline.core.model.candidates import Attempt, attempts_to_frame, empty_candidates
 from glaze_pipeline.core.model.provider import Provider, ProviderHealth, Target
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.spending import Spending
 from glaze_pipeline.core.storage.cache import CACHEABLE, ProviderCache, decode_attempt, encode_attempt, request_hash
+from glaze_pipeline.core.storage.claims import PaidClaims
 from glaze_pipeline.core.storage.ledger import Call, StageSummary
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,6 +76,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 FLUSH_ROWS = 64  # answers buffered before they are written to the ledger and the cache…
 FLUSH_S = 0.1  # …or this long, whichever comes first: the most a killed run can lose
 FRAME_ROWS = 200  # answers turned into candidate rows at a time, during the stage
+CLAIM_ROWS = 64  # requests claimed per Postgres round trip (at least one chunk): few claimed but not yet sent
 
 
 class _Sink:
@@ -85,12 +93,15 @@ class _Sink:
         keys: dict[str, str],
         requests: dict[str, str],
         spending: Spending | None,
+        claims: PaidClaims | None = None,
     ) -> None:
         self.provider = provider
         self.cache = cache
         self.keys = keys
         self.requests = requests
         self.ledger = spending.ledger if spending and provider.price_usd > 0 else None
+        self.claims = claims
+        self.answered: list[str] = []  # request hashes whose claims are let go once their answers are written
         self.targets: dict[str, Target] = {}
         self.calls: list[Call] = []
         self.entries: list[tuple[str, bytes, Status]] = []
@@ -100,6 +111,8 @@ class _Sink:
     def add(self, fresh: Sequence[Attempt]) -> None:
         for attempt in fresh:
             payload = encode_attempt(attempt, attempt.cost_usd)
+            if self.claims is not None:
+                self.answered.append(request_hash(self.requests[attempt.row_key]))
             self.entries.append((self.keys[attempt.row_key], payload, attempt.status))
             if self.ledger is not None and (attempt.cost_usd > 0 or attempt.status in CACHEABLE):
                 self.calls.append(
@@ -118,19 +131,21 @@ class _Sink:
             self.writing.result()  # a failed ledger write stops the stage: it must not go on paying unrecorded
         due = len(self.entries) >= FLUSH_ROWS or time.monotonic() - self.last >= FLUSH_S
         if self.entries and (force or due) and (self.writing is None or self.writing.done()):
-            calls, entries = self.calls, self.entries
-            self.calls, self.entries = [], []
+            calls, entries, answered = self.calls, self.entries, self.answered
+            self.calls, self.entries, self.answered = [], [], []
             self.last = time.monotonic()
-            self.writing = asyncio.create_task(asyncio.to_thread(self._write, calls, entries))
+            self.writing = asyncio.create_task(asyncio.to_thread(self._write, calls, entries, answered))
         if force and self.writing is not None:
             await self.writing
             if self.entries:
                 await self.maybe_flush(force=True)
 
-    def _write(self, calls: list[Call], entries: list[tuple[str, bytes, Status]]) -> None:
+    def _write(self, calls: list[Call], entries: list[tuple[str, bytes, Status]], answered: list[str]) -> None:
         if self.ledger is not None:  # the ledger first: it is what never-pay-twice rests on
             self.ledger.record(self.provider.name, self.provider.version, calls)
         self.cache.put_many(entries)
+        if self.claims is not None:  # only now: a waiter that gets the claim finds the answer in the ledger
+            self.claims.release(answered)
 
 
 class _Answers:
@@ -213,7 +228,9 @@ class _Stage:
         self.answers = _Answers(provider.name, wanted)
         self.requests = {t.row_key: provider.request_key(t) for t in targets}
         self.keys = {key: cache.key(provider.name, provider.version, req) for key, req in self.requests.items()}
-        self.sink = _Sink(provider, cache, self.keys, self.requests, self.spending)
+        self.claims = self._claims_for(provider, self.spending)
+        self.sink = _Sink(provider, cache, self.keys, self.requests, self.spending, self.claims)
+        self.sent = 0  # chunks dispatched: their order in the answers
         self.reserved: dict[str, float] = {}  # reservations of calls in flight, by row
         self.deferred: list[Target] = []  # rows waiting for reservations in flight to settle
         self.order: dict[asyncio.Task[list[Attempt]], int] = {}
@@ -255,24 +272,31 @@ class _Stage:
         self.cache.put_many((self.keys[a.row_key], stored[hashes[a.row_key]], a.status) for a in served)
         return served, [t for t in misses if hashes[t.row_key] not in stored]
 
+    @staticmethod
+    def _claims_for(provider: Provider, spending: Spending | None) -> PaidClaims | None:
+        if spending is None:
+            return None
+        ledger = spending.ledger
+        return PaidClaims(
+            ledger.url, provider=provider.name, version=provider.version, run_id=ledger.run_id, lease_s=spending.lease_s
+        )
+
     async def ask(self, misses: list[Target], size: int) -> None:
-        """Send the misses chunk by chunk, at most `max_inflight` chunks at once, recording answers as they come.
+        """Send the misses chunk by chunk, at most `max_inflight` chunks at once, recording answers as they come;
+        then wait for the requests another process was paying for.
 
         Rows the budget cannot reserve while other calls are in flight wait for those to settle (a call's
         reservation is its upper bound, usually far above what it really costs) and go in the next wave;
         a wave that starts with nothing in flight and still cannot reserve a row ends it as budget_exhausted.
         """
         async with self.provider:
+            keeper = asyncio.create_task(self._keep_claims()) if self.claims is not None else None
             try:
                 todo = misses
                 while todo:
                     self.deferred = []
-                    for start in range(0, len(todo), size):
-                        while len(self.inflight) >= self.provider.max_inflight:
-                            await self._wait_some()
-                        batch = self._afford(todo[start : start + size])
-                        if batch:
-                            self._dispatch(batch, start)
+                    waiting = await self._send(todo, size)
+                    await self._wait_for_others(waiting, size)
                     while self.inflight:
                         await self._wait_some()
                     # A row the provider did not answer keeps its reservation (spent, as far as we know),
@@ -280,9 +304,99 @@ class _Stage:
                     self.reserved.clear()
                     todo = self.deferred
             finally:
-                for task in self.inflight:
+                for task in (*self.inflight, *([keeper] if keeper else [])):
                     task.cancel()
-                await self.sink.maybe_flush(force=True)
+                try:
+                    await self.sink.maybe_flush(force=True)
+                finally:
+                    if self.claims is not None:  # whatever was claimed and not answered (a refusal, an error)
+                        await asyncio.to_thread(self.claims.release)
+                        self.claims.close()
+
+    async def _send(self, targets: list[Target], size: int) -> list[Target]:
+        """Claim the targets a block at a time and send what this stage holds; return what another process holds."""
+        theirs: list[Target] = []
+        for at in range(0, len(targets), max(size, CLAIM_ROWS)):
+            mine, taken = await self._claim(targets[at : at + max(size, CLAIM_ROWS)])
+            theirs += taken
+            refused: list[str] = []
+            for start in range(0, len(mine), size):
+                while len(self.inflight) >= self.provider.max_inflight:
+                    await self._wait_some()
+                chunk = mine[start : start + size]
+                batch = self._afford(chunk)
+                sent = {t.row_key for t in batch}
+                refused += [request_hash(self.requests[t.row_key]) for t in chunk if t.row_key not in sent]
+                if batch:
+                    self._dispatch(batch, self.sent)
+                    self.sent += 1
+            if refused and self.claims is not None:  # never sent: another process may pay for them
+                await asyncio.to_thread(self.claims.release, refused)
+        return theirs
+
+    async def _claim(self, batch: list[Target]) -> tuple[list[Target], list[Target]]:
+        """(the targets this stage may pay for, those another process is paying for); answered ones are served."""
+        if self.claims is None or not batch:
+            return batch, []
+        hashes = {t.row_key: request_hash(self.requests[t.row_key]) for t in batch}
+        got = await asyncio.to_thread(self.claims.claim, list(hashes.values()))
+        mine = [t for t in batch if hashes[t.row_key] in got]
+        if mine:  # answered between our first look and the claim: the holder wrote the ledger, then let go
+            served, mine = await asyncio.to_thread(self._from_ledger, mine)
+            if served:
+                self.answers.add(served)
+                self.stats.ledger_hits += len(served)
+                await asyncio.to_thread(self.claims.release, [hashes[a.row_key] for a in served])
+                self._report()
+        return mine, [t for t in batch if hashes[t.row_key] not in got]
+
+    async def _wait_for_others(self, waiting: list[Target], size: int) -> None:
+        """Requests another process holds: read its answers from the ledger as they land, or take over claims it
+        let lapse (killed); give up only after `claim_wait_s` without any progress, never paying twice."""
+        if not waiting or self.spending is None:
+            return
+        wait_s = self.spending.claim_wait_s
+        log.warning(
+            "%s: %d requests are being paid for by another run right now; waiting for its answers instead of"
+            " paying twice",
+            self.provider.name,
+            len(waiting),
+        )
+        pause, progress_at = 0.02, time.monotonic()
+        while waiting:
+            if time.monotonic() - progress_at > wait_s:
+                await self._give_up(waiting)
+                return
+            if self.inflight:
+                await self._wait_some()
+            else:
+                await asyncio.sleep(pause)  # polling the ledger and the claims: no channel to wait on across hosts
+            left = await self._send(waiting, size)
+            pause = 0.02 if len(left) < len(waiting) else min(1.0, pause * 2)
+            progress_at = time.monotonic() if len(left) < len(waiting) else progress_at
+            waiting = left
+
+    async def _give_up(self, waiting: list[Target]) -> None:
+        assert self.claims is not None and self.spending is not None
+        hashes = [request_hash(self.requests[t.row_key]) for t in waiting]
+        holders = await asyncio.to_thread(self.claims.holders, hashes)
+        detail = (
+            f"not asked: run {', '.join(sorted(h[:8] for h in holders)) or '?'} is paying for this same request and"
+            f" gave no answer within {self.spending.claim_wait_s:g} s (GLAZE_CLAIM_WAIT_S); not paid twice, run"
+            " again to read its answer"
+        )
+        self.answers.add(Attempt(t.row_key, (), Status.PROVIDER_ERROR, detail=detail) for t in waiting)
+        self._report()
+
+    async def _keep_claims(self) -> None:
+        """Renew this stage's claims every third of the lease while it runs: a live slow call is not taken over."""
+        assert self.claims is not None
+        while True:
+            await asyncio.sleep(self.claims.lease_s / 3)
+            try:
+                await asyncio.to_thread(self.claims.renew)
+            except psycopg.Error as exc:  # the next renewal may work; the lease covers two missed ones
+                log.warning("%s: could not renew paid-request claims: %s", self.provider.name, exc)
 
     def _afford(self, batch: list[Target]) -> list[Target]:
         """The rows of a batch the budget reserves now; the rest wait for a later wave or are budget_exhausted."""

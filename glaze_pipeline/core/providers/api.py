@@ -289,6 +289,7 @@ class ApiProvider(Provider):
         redis_url: str | None = None,
         redis_prefix: str = "glaze:",
         fallback_workers: int = 4,
+        lease_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.vendor = vendor
@@ -306,6 +307,7 @@ class ApiProvider(Provider):
         self.redis_url = redis_url
         self.redis_prefix = redis_prefix
         self.fallback_workers = fallback_workers
+        self.lease_s = lease_s
         self.breaker = CircuitBreaker(retry.breaker_failures, retry.breaker_cooldown_s, clock)
         self.caller: ApiCaller | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -330,6 +332,7 @@ class ApiProvider(Provider):
             connect_limiter_client(self.redis_url),
             prefix=self.redis_prefix,
             fallback_workers=self.fallback_workers,
+            lease_s=self.lease_s,
         )
         self._session = api_session(self.api)
         headers = self.vendor.headers(self.api.api_key or "")

@@ -12,7 +12,9 @@ guarantee is that any window of w seconds holds at most `rate·w + burst` reques
 starts (the +1 of the fence post is counted in `burst`, whose minimum is 1).
 
 Concurrency: the same Lua call keeps per-process permit counts with a lease that
-each call renews, so a SIGKILLed process's permits come back after `lease_s`.
+each call renews, so a SIGKILLed process's permits come back after `lease_s`
+(GLAZE_LEASE_S, 15 s by default). While a process holds permits it also renews
+its lease every third of it, so a live call longer than the lease keeps its permit.
 Releases are batched into the next call instead of costing a round trip each.
 
 Redis down: the limiter says so once and falls back to the same algorithm in
@@ -130,7 +132,7 @@ class RateLimiter:
         *,
         prefix: str = "glaze:",
         fallback_workers: int = 4,
-        lease_s: float = 120.0,
+        lease_s: float = 15.0,
     ) -> None:
         self.name = name
         self.limits = limits
@@ -148,6 +150,8 @@ class RateLimiter:
         self._released = asyncio.Event()
         self._refill: asyncio.Task[None] | None = None
         self._flush: asyncio.Task[None] | None = None
+        self._renew: asyncio.Task[None] | None = None
+        self._running = 0  # requests of this process inside `slot()`, holding a permit
         self._pause_until = 0.0
         # In-process state for the fallback (and for the tests of the algorithm itself).
         self._local_tat = 0.0
@@ -179,6 +183,9 @@ class RateLimiter:
             if future.done() and not future.cancelled():
                 self._release()  # granted just as we were cancelled: hand the permit back
             raise
+        self._running += 1
+        if self.degraded_reason is None and self.client is not None and (self._renew is None or self._renew.done()):
+            self._renew = asyncio.create_task(self._renew_lease())
         try:
             # One timer per request: re-checking in a loop would spin on the loop's timer resolution.
             if (delay := max(at, self._pause_until) - loop.time()) > 0:
@@ -187,6 +194,7 @@ class RateLimiter:
                 await asyncio.sleep(pause)
             yield
         finally:
+            self._running -= 1
             self._release()
 
     async def admit(self) -> float:
@@ -222,7 +230,7 @@ class RateLimiter:
 
     async def aclose(self) -> None:
         """Give back permits not yet returned to Redis."""
-        for task in (self._refill, self._flush):
+        for task in (self._refill, self._flush, self._renew):
             if task is not None and not task.done():
                 task.cancel()
         if self._pending_release and self.degraded_reason is None and self._reserve_script is not None:
@@ -230,6 +238,13 @@ class RateLimiter:
                 await self._reserve(0)
 
     # --- internals -----------------------------------------------------------------------------
+
+    async def _renew_lease(self) -> None:
+        """Renew this process's permits every third of the lease while it holds any (a call may outlast the lease)."""
+        while self._running > 0 and self.degraded_reason is None:
+            await asyncio.sleep(self._lease_us / 3e6)
+            if self._running > 0:
+                await self._reserve(0)  # wants nothing: renews the lease (and hands back pending releases)
 
     def _release(self) -> None:
         self._pending_release += 1

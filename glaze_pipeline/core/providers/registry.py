@@ -52,6 +52,7 @@ def build_provider(
             redis_url=redis_url,
             redis_prefix=settings.redis_prefix,
             fallback_workers=settings.limiter_fallback_workers,
+            lease_s=settings.lease_s,
         )
     if name == "llm":
         llm = LlmSettings(

@@ -3,9 +3,11 @@
 import dagster as dg
 import polars as pl
 
-from glaze_pipeline.core.intake.tables import TableStatus, load_source_rows, set_status, table_info
+from glaze_pipeline.core.intake.lifecycle import claim_table
+from glaze_pipeline.core.intake.tables import load_source_rows, table_info
 from glaze_pipeline.core.pipeline.coverage import coverage_notes, field_coverage
 from glaze_pipeline.core.pipeline.waterfall import TableWork
+from glaze_pipeline.defs.lifecycle.runs import repair_tables
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
 
 
@@ -18,7 +20,11 @@ def source_rows(context: dg.AssetExecutionContext, runtime: RuntimeResource) -> 
     rt = runtime.runtime
     with rt.connection() as conn:
         info = table_info(conn, context.partition_key)
-        set_status(conn, info.table_id, TableStatus.RUNNING, context.run_id)
+        # One live run per table, whoever launched it (CLI, sensor, launchpad, backfill): a holder that died is
+        # released first, then the claim refuses this run if another live one holds the table.
+        repair_tables(context.instance, conn, rt.settings.run_lost_after_s)
+        claim_table(conn, info.table_id, context.run_id)
+        conn.commit()
         rows = load_source_rows(conn, info)
     work = TableWork.of(info, rows)
     coverage = field_coverage(

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ import pytest
 from glaze_pipeline.config import settings
 from glaze_pipeline.core.model.fields import EntityType
 from glaze_pipeline.core.model.provider import LimiterMode, ProviderHealth, Target
-from glaze_pipeline.core.providers.limiter import Limits
+from glaze_pipeline.core.providers.limiter import Limits, RateLimiter, connect_limiter_client
 from glaze_pipeline.core.providers.registry import build_provider
 from glaze_pipeline.sandbox.apis import ApiSimulator
 from glaze_pipeline_tests.helpers import closed_port_url
@@ -126,3 +127,87 @@ def test_the_per_minute_limit_is_enforced_as_the_stricter_even_rate() -> None:
     assert Limits(rate_per_s=10, concurrency=1).interval_s == pytest.approx(0.1)
     assert Limits(rate_per_s=10, concurrency=1, rate_per_min=60).interval_s == pytest.approx(1.0)
     assert Limits(rate_per_s=10, concurrency=8, rate_per_min=60).share(4) == Limits(2.5, 2, 1, 15)
+
+
+# A process that takes every permit of a limiter, says so, and then hangs until it is killed.
+HOLDER = """
+import asyncio, sys
+from contextlib import AsyncExitStack
+from glaze_pipeline.config import settings
+from glaze_pipeline.core.providers.limiter import Limits, RateLimiter, connect_limiter_client
+
+async def main(name, prefix, redis_url):
+    limiter = RateLimiter(name, Limits(1000, 2), connect_limiter_client(redis_url), prefix=prefix,
+                          lease_s=settings().lease_s)
+    async with AsyncExitStack() as stack:
+        for _ in range(2):
+            await stack.enter_async_context(limiter.slot())
+        print("held", flush=True)
+        await asyncio.Event().wait()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def _limiter(servers: TestServers, name: str, prefix: str, concurrency: int, lease_s: float) -> RateLimiter:
+    return RateLimiter(
+        name, Limits(1000, concurrency), connect_limiter_client(servers.redis_url), prefix=prefix, lease_s=lease_s
+    )
+
+
+def test_a_killed_processs_permits_come_back_within_the_lease(servers: TestServers) -> None:
+    name, prefix = f"lease-{uuid.uuid4().hex[:8]}", f"{servers.redis_prefix}{uuid.uuid4().hex[:8]}:"
+    lease_s = settings({"GLAZE_LEASE_S": "2"}).lease_s
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, name, prefix, servers.redis_url],
+        env=os.environ | {"GLAZE_LEASE_S": "2"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.kill()  # SIGKILL: no release, no goodbye
+    holder.wait(10)
+
+    async def take_one() -> float:
+        limiter = _limiter(servers, name, prefix, 2, lease_s)
+        started = time.monotonic()
+        async with asyncio.timeout(30):  # the old hard-coded lease was 120 s
+            async with limiter.slot():
+                waited = time.monotonic() - started
+        await limiter.aclose()
+        return waited
+
+    waited = asyncio.run(take_one())
+    assert 0.5 < waited < lease_s + 5  # it had to wait for the dead process's lease, and no longer
+
+
+def test_a_live_call_longer_than_the_lease_keeps_its_permit(servers: TestServers) -> None:
+    name, prefix = f"renew-{uuid.uuid4().hex[:8]}", f"{servers.redis_prefix}{uuid.uuid4().hex[:8]}:"
+
+    async def race() -> tuple[bool, bool]:
+        slow, other = (_limiter(servers, name, prefix, 1, 0.6) for _ in range(2))
+        done = asyncio.Event()
+        inside = asyncio.Event()
+
+        async def long_call() -> None:
+            async with slow.slot():
+                inside.set()
+                await done.wait()
+
+        holder = asyncio.create_task(long_call())
+        await inside.wait()
+        try:  # three leases long: without renewal the permit would have gone to `other` after one
+            async with asyncio.timeout(1.8):
+                async with other.slot():
+                    robbed = True
+        except TimeoutError:
+            robbed = False
+        done.set()
+        await holder
+        async with asyncio.timeout(10), other.slot():  # once the long call ends, the permit is free again
+            freed = True
+        for limiter in (slow, other):
+            await limiter.aclose()
+        return robbed, freed
+
+    assert asyncio.run(race()) == (False, True)
