@@ -3,9 +3,10 @@
 import dagster as dg
 import polars as pl
 
-from glaze_pipeline.core.intake.tables import TableStatus, load_source_rows, set_status, table_info
+from glaze_pipeline.core.intake.tables import TableStatus, load_source_rows, set_status
 from glaze_pipeline.core.pipeline.coverage import coverage_notes, field_coverage
 from glaze_pipeline.core.pipeline.waterfall import TableWork
+from glaze_pipeline.defs.ingest.tables import uploaded_table
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
 
 
@@ -17,7 +18,7 @@ def source_rows(context: dg.AssetExecutionContext, runtime: RuntimeResource) -> 
     """
     rt = runtime.runtime
     with rt.connection() as conn:
-        info = table_info(conn, context.partition_key)
+        info = uploaded_table(context, conn)
         set_status(conn, info.table_id, TableStatus.RUNNING, context.run_id)
         rows = load_source_rows(conn, info)
     work = TableWork.of(info, rows)
