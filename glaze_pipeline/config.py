@@ -104,6 +104,37 @@ class UploadLimits:
 
 
 @dataclass(frozen=True)
+class RefreshSettings:
+    """When a landed value is old enough to ask for again, and when the refresh schedule looks."""
+
+    after_days: float = 30.0  # every field, unless `after` names the field or its provider
+    after: dict[str, float] = field(default_factory=dict)  # field or provider name -> days
+    cron: str = "0 3 * * *"
+
+    def age_days(self, field_name: str, provider: str) -> float:
+        return self.after.get(field_name, self.after.get(provider, self.after_days))
+
+
+def _refresh_settings(env: dict[str, str]) -> RefreshSettings:
+    after: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in env.get("GLAZE_REFRESH_AFTER", "").split(","))):
+        name, sep, days = item.partition("=")
+        try:
+            after[name.strip()] = float(days)
+        except ValueError:
+            sep = ""
+        if not sep or after.get(name.strip(), 0) <= 0:
+            raise ConfigError(f"GLAZE_REFRESH_AFTER: {item!r} is not NAME=DAYS (e.g. company_phone=7,linkedin=14)")
+    cron = env.get("GLAZE_REFRESH_CRON") or "0 3 * * *"
+    if len(cron.split()) != 5:
+        raise ConfigError(f"GLAZE_REFRESH_CRON: {cron!r} is not a five-field cron expression such as '0 3 * * *'")
+    after_days = _float(env, "GLAZE_REFRESH_AFTER_DAYS", 30.0)
+    if after_days <= 0:
+        raise ConfigError("GLAZE_REFRESH_AFTER_DAYS must be above 0")
+    return RefreshSettings(after_days, after, cron)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str | None  # None: the embedded PostgreSQL under home
@@ -138,6 +169,7 @@ class Settings:
     upload_limits: UploadLimits = field(default_factory=UploadLimits)
     run_lost_after_s: float = 180.0  # a running table with no sign of life for this long is marked failed
     api: ServiceSettings = field(default_factory=lambda: ServiceSettings())
+    refresh: RefreshSettings = field(default_factory=lambda: RefreshSettings())
 
     @property
     def dagster_home(self) -> Path:
@@ -299,4 +331,5 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
             max_upload_bytes=max(1, _int(env, "GLAZE_API_MAX_UPLOAD_MB", 100)) * 1024 * 1024,
             dagster_url=(env.get("GLAZE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
         ),
+        refresh=_refresh_settings(env),
     )
