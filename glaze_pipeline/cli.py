@@ -231,10 +231,10 @@ def enrich(
     enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row), refresh_marts=not no_marts)
 
 
-def dry_run_table(s: Settings, table_id: str) -> None:
+def dry_run_table(s: Settings, table_id: str, refresh_fields: list[str] | None = None) -> None:
     from glaze_pipeline.runner import estimate_table
 
-    estimates = estimate_table(s, table_id)
+    estimates = estimate_table(s, table_id, refresh_fields)
     table = Table("provider", "price/call", "rows with gaps", "cached", "would call", "est. cost", "note")
     for e in estimates:
         table.add_row(
@@ -250,11 +250,65 @@ def dry_run_table(s: Settings, table_id: str) -> None:
     total = sum(e.cost_usd for e in estimates)
     for field, why in coverage_notes(s, table_id, asked_only=True).items():
         console.print(f"[yellow]note[/] {field}: {why}")
+    again = (
+        f"glaze refresh {table_id} --fields {','.join(refresh_fields)}"
+        if refresh_fields
+        else f"glaze enrich {table_id}"
+    )
     out.print(
         f"dry run of table {table_id}: no paid provider was called. Estimated cost at most ${total:.4f}"
         f" (budget ${s.max_cost_usd:g} per run, ${s.max_cost_per_row_usd:g} per row).\n"
-        f"run it: glaze enrich {table_id}"
+        f"run it: {again}"
     )
+
+
+def _days(age: str | None) -> float | None:
+    """'30d', '12h' or a plain number of days."""
+    if age is None:
+        return None
+    unit = {"d": 1.0, "h": 1 / 24, "w": 7.0}.get(age.strip()[-1:].lower())
+    try:
+        return float(age.strip()[:-1]) * unit if unit else float(age)
+    except ValueError:
+        raise UsageProblem(f"--older-than {age!r}: give an age such as 30d, 12h or 2w") from None
+
+
+@main.command("refresh")
+@click.argument("table_id", required=False)
+@click.option(
+    "--older-than", help="Ask again for values older than this (30d, 12h, 2w); default: GLAZE_REFRESH_AFTER*."
+)
+@click.option("--fields", help="Only these fields (comma-separated); default: every stale wanted field.")
+@click.option("--dry-run", is_flag=True, help="Print what would be asked again and its price; pay nothing.")
+def refresh_cmd(table_id: str | None, older_than: str | None, fields: str | None, dry_run: bool) -> None:
+    """Ask the providers again for stale values (of TABLE_ID, or of every table), past the cache."""
+    from glaze_pipeline.core.pipeline.refresh import stale_tables
+    from glaze_pipeline.runner import cli_run_instance, run_table
+
+    s = _settings()
+    wanted = parse_wanted(fields) if fields else None
+    with database(s) as conn:
+        if table_id is not None:
+            table_info(conn, table_id)  # an unknown id says so
+        stale = stale_tables(conn, s.refresh, table_id=table_id, fields=wanted, older_than_days=_days(older_than))
+    if not stale:
+        out.print("nothing to refresh: no landed value is older than its refresh age")
+        return
+    for table in stale:
+        out.print(
+            f"table {table.table_id}: {table.values} values of {', '.join(table.fields)} are stale"
+            f" (oldest {table.oldest:%Y-%m-%d}, from {', '.join(table.providers)})"
+        )
+        if dry_run:
+            dry_run_table(s, table.table_id, list(table.fields))
+            continue
+        outcome = run_table(table.table_id, cli_run_instance(s), refresh_fields=list(table.fields))
+        if not outcome.success:
+            with database(s) as conn:
+                reason = f"refresh run {outcome.run_id[:8]} failed: {outcome.failure}"
+                set_status(conn, table.table_id, TableStatus.FAILED, reason=reason)
+            raise UsageProblem(f"{reason}\n  details: glaze dev, then open the run")
+        out.print(f"  refreshed in run {outcome.run_id[:8]}; `glaze status {table.table_id}` shows the result")
 
 
 # --- extract ---------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 
+from glaze_pipeline.cli import main
 from glaze_pipeline.config import settings
 from glaze_pipeline.core.intake.tables import TableStatus
 from glaze_pipeline.core.intake.uploads import upload_file
@@ -36,8 +38,8 @@ def _evaluate(instance: dg.DagsterInstance, conn) -> list[dg.RunRequest]:
     return list(data.run_requests or [])
 
 
-def _landed(conn, tmp_path, name: str, ages: dict[str, int]) -> str:
-    """A table whose values landed `ages[field]` days ago (one row, from the website), without running anything."""
+def _landed(conn, tmp_path, name: str, ages: dict[str, int], source: str = "website") -> str:
+    """A table whose values landed `ages[field]` days ago (one row, from `source`), without running anything."""
     table_id = upload_file(
         conn, write_table(tmp_path / f"{name}.csv", [f"https://{name.replace('_', '-')}.example"]), fields=list(ages)
     ).table_id
@@ -45,8 +47,8 @@ def _landed(conn, tmp_path, name: str, ages: dict[str, int]) -> str:
     for field, days in ages.items():
         conn.execute(
             "INSERT INTO glaze.field_values (table_id, row_key, field, source, fetched_at, value, confidence, chosen)"
-            " VALUES (%s, %s, %s, 'website', now() - make_interval(days => %s), 'x', 90, true)",
-            (table_id, row_key, field, days),
+            " VALUES (%s, %s, %s, %s, now() - make_interval(days => %s), 'x', 90, true)",
+            (table_id, row_key, field, source, days),
         )
     conn.execute("UPDATE glaze.tables SET status = %s WHERE table_id = %s", (TableStatus.ENRICHED, table_id))
     conn.commit()
@@ -124,3 +126,18 @@ def test_refresh_run_asks_only_for_stale_fields_and_keeps_history(servers, conn,
     ).fetchall()
     assert landed_after == landed_before  # same answers: no value rewritten, enriched_at unchanged
     assert table_id.table_id not in {r.partition_key for r in _evaluate(instance, conn)}  # nothing stale any more
+
+
+def test_glaze_refresh_dry_run_prints_the_price_and_asks_nobody(servers, conn, tmp_path, monkeypatch, fresh_ledger):
+    table_id = _landed(conn, tmp_path, "dry_refresh", {"company_employee_range": 40}, source="linkedin")
+    with ApiSimulator("linkedin") as linkedin:
+        for name, value in linkedin.env().items():
+            monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(main, ["refresh", table_id, "--older-than", "30d", "--dry-run"])
+        assert result.exit_code == 0, result.output
+        assert linkedin.count(200) == 0
+    assert f"table {table_id}: 1 values of company_employee_range are stale" in result.output
+    assert "Estimated cost at most $0.0100" in result.output  # one row, bought again at LinkedIn's price
+    assert f"glaze refresh {table_id} --fields company_employee_range" in result.output
+    nothing = CliRunner().invoke(main, ["refresh", table_id, "--older-than", "60d", "--dry-run"])
+    assert "nothing to refresh" in nothing.output
