@@ -168,6 +168,7 @@ class Settings:
     sql_max_rows: int = 10_000  # the most rows one read-only query returns (glaze sql, the API)
     upload_limits: UploadLimits = field(default_factory=UploadLimits)
     run_lost_after_s: float = 180.0  # a running table with no sign of life for this long is marked failed
+    in_process_max_rows: int = 5_000  # up to this many accepted rows, a table's steps run in one process
     api: ServiceSettings = field(default_factory=lambda: ServiceSettings())
     refresh: RefreshSettings = field(default_factory=lambda: RefreshSettings())
 
@@ -325,6 +326,7 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         sql_max_rows=sql_max_rows,
         upload_limits=_upload_limits(env),
         run_lost_after_s=run_lost_after_s,
+        in_process_max_rows=max(0, _int(env, "GLAZE_IN_PROCESS_MAX_ROWS", 5_000)),
         api=ServiceSettings(
             requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
             max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),

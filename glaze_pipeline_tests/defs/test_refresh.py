@@ -64,6 +64,7 @@ def test_schedule_requests_runs_only_for_tables_with_stale_values(servers, conn,
     requests = {r.partition_key: r for r in _evaluate(instance, conn)}
 
     assert stale in requests and "fresh_one" not in requests
+    assert requests[stale].run_config["execution"] == {"config": {"in_process": {}}}  # one row: one process
     config = requests[stale].run_config["resources"]["refresh"]["config"]
     assert config == {"fields": ["company_name", "company_phone"]}  # email is 3 days old: not asked again
     assert defs.get_schedule_def(REFRESH_SCHEDULE).job_name == "enrich_table"

@@ -95,3 +95,18 @@ def test_table_claimed_by_the_cli_is_not_launched_by_the_sensor(inbox, conn, tmp
     launched = {r.partition_key for r in result.run_requests}
     assert pending.table_id in launched
     assert uploaded.table_id not in launched
+
+
+def test_small_tables_run_in_process_and_big_ones_in_forkserver_processes(inbox, conn, tmp_path, monkeypatch):
+    monkeypatch.setenv("GLAZE_IN_PROCESS_MAX_ROWS", "2")
+    small = upload_file(conn, write_table(tmp_path / "small_one.csv", demo_urls()[:2])).table_id
+    big = upload_file(conn, write_table(tmp_path / "big_one.csv", demo_urls()[:3])).table_id
+    conn.commit()
+    configs = {r.partition_key: r.run_config for r in _evaluate(dg.DagsterInstance.ephemeral()).run_requests}
+
+    assert configs[small]["execution"] == {"config": {"in_process": {}}}
+    multiprocess = configs[big]["execution"]["config"]["multiprocess"]
+    assert multiprocess["start_method"] == {"forkserver": {"preload_modules": ["glaze_pipeline.definitions"]}}
+    job = defs.resolve_job_def("enrich_table")
+    for config in configs.values():
+        dg.validate_run_config(job, config)  # Dagster accepts both as they are

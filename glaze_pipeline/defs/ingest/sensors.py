@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from glaze_pipeline.core.intake.tables import TableStatus, pending_tables, set_status
+from glaze_pipeline.core.intake.tables import TableStatus, accepted_rows, pending_tables, set_status
 from glaze_pipeline.core.intake.uploads import content_hash, inbox_files
+from glaze_pipeline.defs.execution import execution_for
 from glaze_pipeline.defs.ingest.jobs import REGISTER_TABLE_JOB, register_table
 from glaze_pipeline.defs.jobs import ENRICH_TABLE_JOB, enrich_table
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
@@ -20,6 +21,7 @@ def new_tables_sensor(context: dg.SensorEvaluationContext, runtime: RuntimeResou
     registers = [register_request(str(path), content_hash(path)) for path in inbox_files(rt.settings.inbox)]
     with rt.connection() as conn:
         pending = pending_tables(conn)
+        sizes = accepted_rows(conn, pending)
         for table_id in pending:
             set_status(conn, table_id, TableStatus.QUEUED)
     if not pending and not registers:
@@ -28,7 +30,15 @@ def new_tables_sensor(context: dg.SensorEvaluationContext, runtime: RuntimeResou
         dynamic_partitions_requests=[TABLES.build_add_request(pending)] if pending else [],
         run_requests=[
             *registers,
-            *(dg.RunRequest(job_name=ENRICH_TABLE_JOB, partition_key=t, run_key=f"table:{t}") for t in pending),
+            *(
+                dg.RunRequest(
+                    job_name=ENRICH_TABLE_JOB,
+                    partition_key=t,
+                    run_key=f"table:{t}",
+                    run_config={"execution": execution_for(sizes[t], rt.settings.in_process_max_rows)},
+                )
+                for t in pending
+            ),
         ],
     )
 
