@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -665,13 +666,32 @@ def dev(port: int) -> None:
     dagster_instance(s)
     console.print(f"Dagster UI on http://127.0.0.1:{port} · instance {s.dagster_home}")
     dg = Path(sys.executable).with_name("dg")
-    subprocess.run(  # noqa: S603 - our own venv's dg, on this project, bound to localhost
+    child = subprocess.Popen(  # noqa: S603 - our own venv's dg, on this project, bound to localhost
         [str(dg), "dev", "--port", str(port), "--host", "127.0.0.1", "--log-format", "json"],
-        check=False,
         cwd=PACKAGE_DIR.parent,
         # GLAZE_HOME passed on as resolved here, so the UI's processes use this very home.
         env=os.environ | {"DAGSTER_HOME": str(s.dagster_home), "GLAZE_HOME": str(s.home), "VIRTUAL_ENV": sys.prefix},
     )
+    _wait_stopping_on_sigterm(child)
+
+
+def _wait_stopping_on_sigterm(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM stops `dg dev` as Ctrl-C does (it then stops the webserver, the daemon and the code server);
+    without this, the terminated CLI would leave them running on the port."""
+
+    def forward(signum: int, frame: object) -> None:
+        child.send_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                child.wait()
+                return
+            except KeyboardInterrupt:  # Ctrl-C reached dg dev too (same process group): wait for it to finish
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()
