@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -19,6 +20,7 @@ from rich.table import Table
 from glaze_pipeline import logs
 from glaze_pipeline.config import PACKAGE_DIR, Settings, dollars, settings
 from glaze_pipeline.core.intake.export import export_frame, write_export
+from glaze_pipeline.core.intake.lifecycle import release_table
 from glaze_pipeline.core.intake.tables import (
     TableNotFound,
     TableStatus,
@@ -245,10 +247,10 @@ def enrich(
     enrich_table(s, table_id, BudgetLimits(max_cost, max_cost_per_row), refresh_marts=not no_marts, run_id=run_id)
 
 
-def dry_run_table(s: Settings, table_id: str) -> None:
+def dry_run_table(s: Settings, table_id: str, refresh_fields: list[str] | None = None) -> None:
     from glaze_pipeline.runner import estimate_table
 
-    estimates = estimate_table(s, table_id)
+    estimates = estimate_table(s, table_id, refresh_fields)
     table = Table("provider", "at most/call", "rows with gaps", "cached", "would call", "est. cost", "note")
     for e in estimates:
         table.add_row(
@@ -264,11 +266,65 @@ def dry_run_table(s: Settings, table_id: str) -> None:
     total = sum(e.cost_usd for e in estimates)
     for field, why in coverage_notes(s, table_id, asked_only=True).items():
         console.print(f"[yellow]note[/] {field}: {why}")
+    again = (
+        f"glaze refresh {table_id} --fields {','.join(refresh_fields)}"
+        if refresh_fields
+        else f"glaze enrich {table_id}"
+    )
     out.print(
         f"dry run of table {table_id}: no paid provider was called. Estimated cost at most ${total:.4f}"
         f" (budget ${s.max_cost_usd:g} per run, ${s.max_cost_per_row_usd:g} per row).\n"
-        f"run it: glaze enrich {table_id}"
+        f"run it: {again}"
     )
+
+
+def _days(age: str | None) -> float | None:
+    """'30d', '12h' or a plain number of days."""
+    if age is None:
+        return None
+    unit = {"d": 1.0, "h": 1 / 24, "w": 7.0}.get(age.strip()[-1:].lower())
+    try:
+        return float(age.strip()[:-1]) * unit if unit else float(age)
+    except ValueError:
+        raise UsageProblem(f"--older-than {age!r}: give an age such as 30d, 12h or 2w") from None
+
+
+@main.command("refresh")
+@click.argument("table_id", required=False)
+@click.option(
+    "--older-than", help="Ask again for values older than this (30d, 12h, 2w); default: GLAZE_REFRESH_AFTER*."
+)
+@click.option("--fields", help="Only these fields (comma-separated); default: every stale wanted field.")
+@click.option("--dry-run", is_flag=True, help="Print what would be asked again and its price; pay nothing.")
+def refresh_cmd(table_id: str | None, older_than: str | None, fields: str | None, dry_run: bool) -> None:
+    """Ask the providers again for stale values (of TABLE_ID, or of every table), past the cache."""
+    from glaze_pipeline.core.pipeline.refresh import stale_tables
+    from glaze_pipeline.runner import cli_run_instance, run_table
+
+    s = _settings()
+    wanted = parse_wanted(fields) if fields else None
+    with database(s) as conn:
+        if table_id is not None:
+            table_info(conn, table_id)  # an unknown id says so
+        stale = stale_tables(conn, s.refresh, table_id=table_id, fields=wanted, older_than_days=_days(older_than))
+    if not stale:
+        out.print("nothing to refresh: no landed value is older than its refresh age")
+        return
+    for table in stale:
+        out.print(
+            f"table {table.table_id}: {table.values} values of {', '.join(table.fields)} are stale"
+            f" (oldest {table.oldest:%Y-%m-%d}, from {', '.join(table.providers)})"
+        )
+        if dry_run:
+            dry_run_table(s, table.table_id, list(table.fields))
+            continue
+        outcome = run_table(table.table_id, cli_run_instance(s), refresh_fields=list(table.fields))
+        if not outcome.success:
+            with database(s) as conn:
+                reason = f"refresh run {outcome.run_id[:8]} failed: {outcome.failure}"
+                release_table(conn, table.table_id, reason, run_id=outcome.run_id)
+            raise UsageProblem(f"{reason}\n  details: glaze dev, then open the run")
+        out.print(f"  refreshed in run {outcome.run_id[:8]}; `glaze status {table.table_id}` shows the result")
 
 
 # --- extract ---------------------------------------------------------------------------------------
@@ -625,13 +681,32 @@ def dev(port: int) -> None:
     dagster_instance(s)
     console.print(f"Dagster UI on http://127.0.0.1:{port} · instance {s.dagster_home}")
     dg = Path(sys.executable).with_name("dg")
-    subprocess.run(  # noqa: S603 - our own venv's dg, on this project, bound to localhost
+    child = subprocess.Popen(  # noqa: S603 - our own venv's dg, on this project, bound to localhost
         [str(dg), "dev", "--port", str(port), "--host", "127.0.0.1", "--log-format", "json"],
-        check=False,
         cwd=PACKAGE_DIR.parent,
         # GLAZE_HOME passed on as resolved here, so the UI's processes use this very home.
         env=os.environ | {"DAGSTER_HOME": str(s.dagster_home), "GLAZE_HOME": str(s.home), "VIRTUAL_ENV": sys.prefix},
     )
+    _wait_stopping_on_sigterm(child)
+
+
+def _wait_stopping_on_sigterm(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM stops `dg dev` as Ctrl-C does (it then stops the webserver, the daemon and the code server);
+    without this, the terminated CLI would leave them running on the port."""
+
+    def forward(signum: int, frame: object) -> None:
+        child.send_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                child.wait()
+                return
+            except KeyboardInterrupt:  # Ctrl-C reached dg dev too (same process group): wait for it to finish
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()

@@ -115,6 +115,37 @@ class UploadLimits:
 
 
 @dataclass(frozen=True)
+class RefreshSettings:
+    """When a landed value is old enough to ask for again, and when the refresh schedule looks."""
+
+    after_days: float = 30.0  # every field, unless `after` names the field or its provider
+    after: dict[str, float] = field(default_factory=dict)  # field or provider name -> days
+    cron: str = "0 3 * * *"
+
+    def age_days(self, field_name: str, provider: str) -> float:
+        return self.after.get(field_name, self.after.get(provider, self.after_days))
+
+
+def _refresh_settings(env: dict[str, str]) -> RefreshSettings:
+    after: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in env.get("GLAZE_REFRESH_AFTER", "").split(","))):
+        name, sep, days = item.partition("=")
+        try:
+            after[name.strip()] = float(days)
+        except ValueError:
+            sep = ""
+        if not sep or after.get(name.strip(), 0) <= 0:
+            raise ConfigError(f"GLAZE_REFRESH_AFTER: {item!r} is not NAME=DAYS (e.g. company_phone=7,linkedin=14)")
+    cron = env.get("GLAZE_REFRESH_CRON") or "0 3 * * *"
+    if len(cron.split()) != 5:
+        raise ConfigError(f"GLAZE_REFRESH_CRON: {cron!r} is not a five-field cron expression such as '0 3 * * *'")
+    after_days = _float(env, "GLAZE_REFRESH_AFTER_DAYS", 30.0)
+    if after_days <= 0:
+        raise ConfigError("GLAZE_REFRESH_AFTER_DAYS must be above 0")
+    return RefreshSettings(after_days, after, cron)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str | None  # None: the embedded PostgreSQL under home
@@ -151,7 +182,9 @@ class Settings:
     run_lost_after_s: float = 180.0  # a running table with no sign of life for this long is marked failed
     lease_s: float = 15.0  # a killed process's limiter permits and paid-request claims outlive it this long
     claim_wait_s: float = 300.0  # the longest wait, without progress, for another run's answer to a paid request
+    in_process_max_rows: int = 5_000  # up to this many accepted rows, a table's steps run in one process
     api: ServiceSettings = field(default_factory=lambda: ServiceSettings())
+    refresh: RefreshSettings = field(default_factory=lambda: RefreshSettings())
 
     @property
     def dagster_home(self) -> Path:
@@ -320,9 +353,11 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         run_lost_after_s=run_lost_after_s,
         lease_s=lease_s,
         claim_wait_s=claim_wait_s,
+        in_process_max_rows=max(0, _int(env, "GLAZE_IN_PROCESS_MAX_ROWS", 5_000)),
         api=ServiceSettings(
             requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
             max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),
             dagster_url=(env.get("GLAZE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
         ),
+        refresh=_refresh_settings(env),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -195,18 +196,24 @@ def run_table(
     on_message: OnMessage | None = None,
     poll_s: float = 0.3,
     run_id: str | None = None,
+    refresh_fields: list[str] | None = None,
 ) -> RunOutcome:
     """Execute `enrich_table` for one partition in this process; watchers hear progress and messages as they come.
+
+    `refresh_fields`: ask the providers again for just those fields, past the cache (`glaze refresh`).
 
     Ctrl-C marks the run failed in Dagster and raises RunInterrupted (see `_InProcessRun.watch`).
     """
     assert TABLES.name is not None
     instance.add_dynamic_partitions(TABLES.name, [table_id])
     budget = {k: v for k, v in vars(limits or BudgetLimits()).items() if v is not None}
+    resources: dict[str, Any] = {"budget": {"config": budget}}
+    if refresh_fields:
+        resources["refresh"] = {"config": {"fields": refresh_fields}}
     run = _InProcessRun(
         ENRICH_TABLE_JOB,
         table_id,
-        {"resources": {"budget": {"config": budget}}},
+        {"resources": resources},
         {"progress": ProgressResource.listening(on_progress)} if on_progress else None,
     )
     return run.watch(instance, on_message, poll_s, run_id=run_id)
@@ -290,9 +297,14 @@ class _InProcessRun:
             outcome["failure"] = f"{type(exc).__name__}: {exc}"
 
 
-def estimate_table(settings: Settings, table_id: str) -> list[StageEstimate]:
-    """The dry run: free providers run, paid ones are only looked up in the cache and the ledger."""
+def estimate_table(settings: Settings, table_id: str, refresh_fields: list[str] | None = None) -> list[StageEstimate]:
+    """The dry run: free providers run, paid ones are only looked up in the cache and the ledger.
+
+    With `refresh_fields`, the run a refresh would make: only those fields, every paid answer bought again.
+    """
     with open_runtime(settings) as runtime:
         with runtime.connection() as conn:
             work = TableWork.load(conn, table_id)
+        if refresh_fields:
+            work = dataclasses.replace(work, run_fields=tuple(refresh_fields), fresh=True)
         return aio.run(estimate_waterfall(runtime, work))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from glaze_pipeline.defs.execution import forkserver_execution
 from glaze_pipeline.defs.resources import TABLES
 
 ENRICH_TABLE_JOB = "enrich_table"
@@ -14,4 +15,7 @@ enrich_table = dg.define_asset_job(
     selection=dg.AssetSelection.groups(*WATERFALL_GROUPS),
     partitions_def=TABLES,
     description="Enrich one uploaded table through the provider waterfall and land it in Postgres.",
+    # Launchpad and backfills: forkserver processes (imported once); the sensor and the refresh schedule pick
+    # in-process for small tables (defs/execution.py).
+    config={"execution": forkserver_execution()},
 )

@@ -172,6 +172,11 @@ def ask_for_fields(conn: psycopg.Connection, table_id: str, fields: list[str]) -
     return wanted
 
 
+def accepted_rows(conn: psycopg.Connection, table_ids: list[str]) -> dict[str, int]:
+    rows = conn.execute("SELECT table_id, accepted FROM glaze.tables WHERE table_id = ANY(%s)", (table_ids,))
+    return dict(rows.fetchall())
+
+
 def pending_tables(conn: psycopg.Connection) -> list[str]:
     return [
         r[0]

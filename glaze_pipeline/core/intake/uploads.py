@@ -1,18 +1,21 @@
 """Upload a file: parse it, check the wanted fields, register it with all its rows.
 
-Used by the CLI, the demo and the inbox sensor alike.
+`upload_file` is the one way a table is registered: `glaze upload`/`glaze enrich FILE`, the demo, the
+`register_table` job (launchpad and inbox files) and the API's POST /v1/tables all call it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import psycopg
 
 from glaze_pipeline.config import UploadLimits, settings
-from glaze_pipeline.core.intake.ingest import UploadCounts, read_upload
+from glaze_pipeline.core.intake.ingest import UploadCounts, UploadError, read_upload
 from glaze_pipeline.core.intake.tables import TableStatus, register_upload
 from glaze_pipeline.core.model.fields import parse_wanted
 
@@ -45,6 +48,32 @@ def upload_file(
     parsed = read_upload(path, url_column=url_column, name=name, limits=limits or settings().upload_limits)
     table_id = register_upload(conn, parsed, wanted, source_file=str(path), status=status)
     return Uploaded(table_id, parsed.counts, parsed.url_column, wanted)
+
+
+def local_source(source: str) -> Path:
+    """The file a launchpad config names: a path on the machine that runs the job, or a file:// URL.
+
+    Object-store URLs (s3://, gs://) would need an fsspec backend such as s3fs, which glaze does not ship.
+    """
+    scheme, sep, _ = source.partition("://")
+    if sep and scheme != "file":
+        raise UploadError(
+            f"{source}: only paths and file:// URLs can be registered here (no {scheme}:// filesystem is installed); "
+            "copy the file to the machine that runs Dagster and give its path, or POST it to /v1/tables"
+        )
+    path = Path(unquote(urlparse(source).path)) if sep else Path(source).expanduser()
+    if not path.is_file():
+        raise UploadError(f"{source}: no such file where the job runs; give a path the Dagster daemon can read")
+    return path
+
+
+def content_hash(path: Path) -> str:
+    """SHA-256 of the file's bytes, read in slices: the inbox sensor's run key for it (a tick parses nothing)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def inbox_files(inbox: Path) -> list[Path]:

@@ -57,7 +57,7 @@ async def estimate_waterfall(runtime: Runtime, work: TableWork) -> list[StageEst
                 )
                 continue
             targets = work.targets(provider, upstream, runtime.settings.min_confidence)
-            answers = _known_answers(runtime, ledger, provider, targets)
+            answers = {} if work.fresh else _known_answers(runtime, ledger, provider, targets)  # a refresh pays
             certain = {t.row_key for t in targets if t.row_key in answers and t.row_key not in uncertain}
             upstream.append(
                 attempts_to_frame([decode_attempt(k, answers[k]) for k in certain], provider.name, work.asked)

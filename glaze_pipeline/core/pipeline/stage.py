@@ -190,16 +190,18 @@ async def run_stage(
     progress: Progress | None = None,
     spending: Spending | None = None,
     wanted: Collection[str] | None = None,
+    fresh: bool = False,
 ) -> tuple[pl.DataFrame, StageStats]:
     """Serve targets from the cache (then the ledger), call the provider for the rest, record answers as they come.
 
-    With `wanted`, candidates are kept for those fields only (the cache keeps whole answers).
+    With `wanted`, candidates are kept for those fields only (the cache keeps whole answers). With `fresh` (a
+    refresh), every target is asked again: cache and ledger are not read, the new answers replace them.
     """
     started = time.monotonic()
     gc.freeze()  # objects alive before the stage (modules, upstream frames) are not rescanned by every collection
     try:
         stage = _Stage(provider, targets, cache, progress, spending, wanted)
-        misses = stage.serve_known()
+        misses = stage.serve_known(fresh)
         await stage.ask(misses, chunk_size or provider.chunk_size)
         return stage.finish(started)
     finally:
@@ -238,9 +240,9 @@ class _Stage:
         self.finished: list[asyncio.Task[list[Attempt]]] = []
         self.wake = asyncio.Event()
 
-    def serve_known(self) -> list[Target]:
-        """Answer from the cache, then the ledger; mark everything skipped when the provider cannot run."""
-        cached = self.cache.get_many(list(self.keys.values()))
+    def serve_known(self, fresh: bool = False) -> list[Target]:
+        """Answer from the cache, then the ledger (neither when `fresh`); all skipped when the provider cannot run."""
+        cached = {} if fresh else self.cache.get_many(list(self.keys.values()))
         misses = [t for t in self.targets if self.keys[t.row_key] not in cached]
         self.answers.add(
             decode_attempt(t.row_key, cached[self.keys[t.row_key]])
@@ -248,7 +250,7 @@ class _Stage:
             if self.keys[t.row_key] in cached
         )
         self.stats.cache_hits = self.answers.count
-        if self.spending is not None and misses:
+        if self.spending is not None and misses and not fresh:
             served, misses = self._from_ledger(misses)
             self.answers.add(served)
             self.stats.ledger_hits = len(served)

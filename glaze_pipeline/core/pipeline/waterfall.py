@@ -25,8 +25,9 @@ from glaze_pipeline.core.pipeline.stage import Progress, StageStats, run_stage
 class TableWork:
     """One table's distinct entities, the fields wanted of them, and the values the upload already gave.
 
-    `run_fields` narrows what this run asks providers for (fields added to an enriched table); the
-    record keeps every wanted field, the others carried over from what landed before.
+    `run_fields` narrows what this run asks providers for (fields added to an enriched table, stale fields
+    of a refresh); the record keeps every wanted field, the others carried over from what landed before.
+    `fresh` (a refresh) asks the providers again instead of serving the cache and the ledger.
     """
 
     table_id: str
@@ -34,6 +35,7 @@ class TableWork:
     wanted: tuple[str, ...]
     hints: pl.DataFrame
     run_fields: tuple[str, ...] = ()
+    fresh: bool = False
 
     @classmethod
     def of(cls, info: TableInfo, rows: pl.DataFrame) -> TableWork:
@@ -76,4 +78,6 @@ async def run_provider_stage(
     paid = provider.price_usd > 0
     spending = runtime.spending(run_id, work.table_id, limits) if paid else nullcontext(None)
     with spending as opened:
-        return await run_stage(provider, targets, runtime.cache, progress=progress, spending=opened, wanted=work.asked)
+        return await run_stage(
+            provider, targets, runtime.cache, progress=progress, spending=opened, wanted=work.asked, fresh=work.fresh
+        )

@@ -1,41 +1,53 @@
-"""`new_tables_sensor`: inbox files and tables registered by `glaze upload` become partitions and runs."""
+"""`new_tables_sensor`: inbox files become `register_table` runs; registered tables become partitions and runs."""
 
 import dagster as dg
 
-from glaze_pipeline.core.intake.tables import TableStatus, pending_tables, set_status
-from glaze_pipeline.core.intake.uploads import file_away, inbox_files, upload_file
-from glaze_pipeline.defs.jobs import ENRICH_TABLE_JOB
+from glaze_pipeline.core.intake.tables import TableStatus, accepted_rows, pending_tables, set_status
+from glaze_pipeline.core.intake.uploads import content_hash, inbox_files
+from glaze_pipeline.defs.execution import execution_for
+from glaze_pipeline.defs.ingest.jobs import REGISTER_TABLE_JOB, register_table
+from glaze_pipeline.defs.jobs import ENRICH_TABLE_JOB, enrich_table
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
-from glaze_pipeline.errors import UserFacingError
 
 
-@dg.sensor(job_name=ENRICH_TABLE_JOB, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    jobs=[register_table, enrich_table], minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def new_tables_sensor(context: dg.SensorEvaluationContext, runtime: RuntimeResource) -> dg.SensorResult:
-    """Register inbox files, then add a partition and request one run per pending table (run_key = table id)."""
+    """Request one `register_table` run per inbox file (run_key = its content hash: the tick reads no rows),
+    then add a partition and request one enrichment run per pending table (run_key = table id).
+    """
     rt = runtime.runtime
-    inbox = rt.settings.inbox
+    registers = [register_request(str(path), content_hash(path)) for path in inbox_files(rt.settings.inbox)]
     with rt.connection() as conn:
-        for path in inbox_files(inbox):
-            try:
-                uploaded = upload_file(conn, path)
-            except UserFacingError as exc:
-                conn.rollback()
-                file_away(path, inbox, "failed", str(exc))
-                context.log.warning(f"inbox file {path.name} refused: {exc}")
-                continue
-            conn.commit()
-            file_away(path, inbox, "done")
-            c = uploaded.counts
-            context.log.info(
-                f"inbox file {path.name} -> table {uploaded.table_id}: {c.rows_in} rows in = {c.accepted} accepted"
-                f" + {c.rejected} rejected + {c.duplicates} duplicates"
-            )
         pending = pending_tables(conn)
+        sizes = accepted_rows(conn, pending)
         for table_id in pending:
             set_status(conn, table_id, TableStatus.QUEUED)
-    if not pending:
-        return dg.SensorResult(skip_reason="no new tables")
+    if not pending and not registers:
+        return dg.SensorResult(skip_reason="no new files or tables")
     return dg.SensorResult(
-        dynamic_partitions_requests=[TABLES.build_add_request(pending)],
-        run_requests=[dg.RunRequest(partition_key=t, run_key=f"table:{t}") for t in pending],
+        dynamic_partitions_requests=[TABLES.build_add_request(pending)] if pending else [],
+        run_requests=[
+            *registers,
+            *(
+                dg.RunRequest(
+                    job_name=ENRICH_TABLE_JOB,
+                    partition_key=t,
+                    run_key=f"table:{t}",
+                    run_config={"execution": execution_for(sizes[t], rt.settings.in_process_max_rows)},
+                )
+                for t in pending
+            ),
+        ],
+    )
+
+
+def register_request(path: str, digest: str) -> dg.RunRequest:
+    """A file seen again while its run is queued or going has the same key, so Dagster does not launch it twice."""
+    return dg.RunRequest(
+        job_name=REGISTER_TABLE_JOB,
+        run_key=f"file:{digest}",
+        run_config={"ops": {"register_file": {"config": {"path": path, "from_inbox": True}}}},
+        tags={"glaze/inbox_file": path.rsplit("/", 1)[-1][:200]},
     )

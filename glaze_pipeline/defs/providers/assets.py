@@ -13,6 +13,7 @@ from glaze_pipeline.core.model.provider import BreakerState, LimiterMode
 from glaze_pipeline.core.pipeline.stage import StageStats
 from glaze_pipeline.core.pipeline.waterfall import TableWork, run_provider_stage
 from glaze_pipeline.core.storage.ledger import record_stage
+from glaze_pipeline.defs.refresh.resources import RefreshResource
 from glaze_pipeline.defs.resources import TABLES, BudgetResource, ProgressResource, RuntimeResource
 
 # A step retry re-runs the whole stage, but every row already answered comes back from the
@@ -72,12 +73,13 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         runtime: RuntimeResource,
         budget: BudgetResource,
         progress: ProgressResource,
+        refresh: RefreshResource,
         **inputs: pl.DataFrame,
     ) -> dg.Output[pl.DataFrame]:
         rows = inputs["source_rows"]
         rt = runtime.runtime
         with rt.connection() as conn:
-            work = TableWork.of(table_info(conn, context.partition_key), rows)
+            work = refresh.applied(TableWork.of(table_info(conn, context.partition_key), rows))
         provider = rt.provider(provider_name)
         if rt.cache.degraded_reason:
             context.log.warning(f"{provider_name}: {rt.cache.degraded_reason}")

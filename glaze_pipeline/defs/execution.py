@@ -1,0 +1,23 @@
+"""Which executor a table run gets: in one process for a small table, forkserver processes for a big one.
+
+A fresh Python process per step costs ~10 s on a small machine, more than a small table's whole work,
+so up to GLAZE_IN_PROCESS_MAX_ROWS accepted rows the steps run in the run's own process. A big table's
+steps get processes from a forkserver that imported the code location once (no import per step). The
+crawler's child processes keep crash isolation where pages are parsed, either way.
+"""
+
+from typing import Any
+
+PRELOADED = ["glaze_pipeline.definitions"]
+
+
+def forkserver_execution(max_concurrent: int = 4) -> dict[str, Any]:
+    start_method = {"forkserver": {"preload_modules": PRELOADED}}
+    return {"config": {"multiprocess": {"max_concurrent": max_concurrent, "start_method": start_method}}}
+
+
+def execution_for(accepted_rows: int, in_process_max_rows: int) -> dict[str, Any]:
+    """The `execution` section of an enrich_table run's config for a table of this size."""
+    if accepted_rows <= in_process_max_rows:
+        return {"config": {"in_process": {}}}
+    return forkserver_execution()
