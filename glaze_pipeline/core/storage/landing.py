@@ -50,6 +50,7 @@ def land(
     """
     with conn.transaction():
         written = _upsert_records(conn, table_id, records)
+        _costs_from_ledger(conn, table_id)
         added = _add_field_values(conn, table_id, trail, records["row_key"].to_list(), decided)
         _replace_rejects(conn, table_id, rejects)
         conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
@@ -85,6 +86,21 @@ def _upsert_records(conn: psycopg.Connection, table_id: str, records: pl.DataFra
             new_values=new_values,
         )
     ).rowcount
+
+
+def _costs_from_ledger(conn: psycopg.Connection, table_id: str) -> None:
+    """A row's cost is what the ledger says was paid for it in this table, over every run.
+
+    The upsert adds what this run paid; a run that paid and then died before landing (killed, the
+    database restarted) is served free by the ledger on its re-run, so only the ledger still knows.
+    """
+    conn.execute(
+        """UPDATE glaze.records r SET cost_usd = l.cost_usd
+           FROM (SELECT row_key, sum(cost_usd) AS cost_usd FROM glaze.provider_calls
+                 WHERE table_id = %s GROUP BY row_key) l
+           WHERE r.table_id = %s AND r.row_key = l.row_key AND r.cost_usd IS DISTINCT FROM l.cost_usd""",
+        (table_id, table_id),
+    )
 
 
 def _add_field_values(
