@@ -81,8 +81,9 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
         with rt.connection() as conn:
             work = refresh.applied(TableWork.of(table_info(conn, context.partition_key), rows))
         provider = rt.provider(provider_name)
-        if rt.cache.degraded_reason:
-            context.log.warning(f"{provider_name}: {rt.cache.degraded_reason}")
+        cache_down_before = rt.cache.degraded_reason
+        if cache_down_before:
+            context.log.warning(f"{provider_name}: {cache_down_before}")
         frame, stats = aio.run(
             run_provider_stage(
                 rt,
@@ -95,6 +96,8 @@ def build_provider_asset(provider_name: str, upstream: Sequence[str]) -> dg.Asse
             )
         )
         log_stage_warnings(context.log, stats)
+        if stats.cache_note and not cache_down_before:  # Redis went away during this stage
+            context.log.warning(f"{provider_name}: {stats.cache_note}")
         with rt.connection() as conn:  # what this run's stage did, for the provider_costs mart
             record_stage(conn, stats.summary(context.run_id, context.partition_key))
             conn.commit()
