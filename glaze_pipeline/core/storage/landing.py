@@ -2,7 +2,8 @@
 
 Idempotent by construction: records upsert on (table_id, row_key) and only touch
 `enriched_at` when a value changed; the audit trail adds the candidates it has not seen and
-moves the `chosen` mark to what landed.
+moves the `chosen` mark to what landed. A big table lands chunk by chunk, each chunk in its own
+transaction together with its mark in `glaze.landed_chunks`, so a re-run after a crash skips what landed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ _AUDIT_KEY = ("table_id", "row_key", "field", "source", "fetched_at", "value_md5
 
 
 @dataclass(frozen=True)
+class ChunkMark:
+    """A chunk of a table: its input row-number range, and the fields the run asks for (a mark is per ask)."""
+
+    first_row: int
+    last_row: int
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class LandingStats:
     records_written: int  # inserted or changed
     records_unchanged: int
@@ -44,16 +54,47 @@ def land(
     trail: pl.DataFrame,
     rejects: pl.DataFrame,
     decided: Collection[str],
+    *,
+    chunk: ChunkMark | None = None,
+    run_id: str = "",
 ) -> LandingStats:
-    """Write one table's merged records, its audit trail (`merge.audit_trail`) and validation rejects in one
-    transaction. `decided` are the fields this run chose values for: their old `chosen` marks are cleared.
+    """Write merged records, their audit trail (`merge.audit_trail`) and validation rejects in one transaction.
+
+    `decided` are the fields this run chose values for: their old `chosen` marks are cleared. Without
+    `chunk` the frames are the whole table; with it they are one chunk's rows, its rejects replace only
+    those rows' rejects, and the chunk's mark lands in the same transaction (`finish_chunks` ends the run).
     """
+    row_keys = records["row_key"].to_list()
     with conn.transaction():
         written = _upsert_records(conn, table_id, records)
-        added = _add_field_values(conn, table_id, trail, records["row_key"].to_list(), decided)
-        _replace_rejects(conn, table_id, rejects)
-        conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
+        added = _add_field_values(conn, table_id, trail, row_keys, decided)
+        _replace_rejects(conn, table_id, rejects, row_keys if chunk else None)
+        if chunk is None:
+            conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
+        else:
+            conn.execute(
+                "INSERT INTO glaze.landed_chunks (table_id, first_row, last_row, fields, run_id)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (table_id, first_row, last_row)"
+                " DO UPDATE SET fields = EXCLUDED.fields, run_id = EXCLUDED.run_id, landed_at = now()",
+                (table_id, chunk.first_row, chunk.last_row, list(chunk.fields), run_id),
+            )
     return LandingStats(written, records.height - written, added, rejects.height)
+
+
+def landed_chunks(conn: psycopg.Connection, table_id: str, fields: Collection[str]) -> set[tuple[int, int]]:
+    """The row ranges of a table an unfinished run already landed, asking for the same fields."""
+    rows = conn.execute(
+        "SELECT first_row, last_row FROM glaze.landed_chunks WHERE table_id = %s AND fields = %s",
+        (table_id, list(fields)),
+    ).fetchall()
+    return {(first, last) for first, last in rows}
+
+
+def finish_chunks(conn: psycopg.Connection, table_id: str) -> None:
+    """Every chunk landed: forget the marks (the next run is a refresh) and the narrowed ask, in one transaction."""
+    with conn.transaction():
+        conn.execute("DELETE FROM glaze.landed_chunks WHERE table_id = %s", (table_id,))
+        conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
 
 
 def _upsert_records(conn: psycopg.Connection, table_id: str, records: pl.DataFrame) -> int:
@@ -119,9 +160,17 @@ def _add_field_values(
     return sum(1 for (new,) in inserted if new)
 
 
-def _replace_rejects(conn: psycopg.Connection, table_id: str, rejects: pl.DataFrame) -> None:
-    """A re-run that no longer rejects a row clears its old validation reject."""
-    conn.execute("DELETE FROM glaze.rejects WHERE table_id = %s AND stage = 'validation'", (table_id,))
+def _replace_rejects(
+    conn: psycopg.Connection, table_id: str, rejects: pl.DataFrame, row_keys: list[str] | None
+) -> None:
+    """A re-run that no longer rejects a row clears its old validation reject (of `row_keys` only, for a chunk)."""
+    if row_keys is None:
+        conn.execute("DELETE FROM glaze.rejects WHERE table_id = %s AND stage = 'validation'", (table_id,))
+    else:
+        conn.execute(
+            "DELETE FROM glaze.rejects WHERE table_id = %s AND stage = 'validation' AND row_key = ANY(%s)",
+            (table_id, row_keys),
+        )
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO glaze.rejects (table_id, stage, row_ref, row_key, reasons)"
@@ -141,9 +190,13 @@ def table_hash(conn: psycopg.Connection, table_id: str) -> str:
     return digest.hexdigest()
 
 
-def landed_values(conn: psycopg.Connection, table_id: str) -> pl.DataFrame:
-    """What a table holds now: row key, a column per field and provenance (JSON text), for a run that keeps some."""
-    query = sql.SQL("SELECT row_key, {fields}, provenance::text FROM glaze.records WHERE table_id = %s")
-    rows = conn.execute(query.format(fields=_ids(FIELD_NAMES)), (table_id,)).fetchall()
+def landed_values(conn: psycopg.Connection, table_id: str, row_keys: list[str] | None = None) -> pl.DataFrame:
+    """What a table (or its `row_keys`) holds now: row key, a column per field and provenance (JSON text)."""
+    text = "SELECT row_key, {fields}, provenance::text FROM glaze.records WHERE table_id = %s"
+    params: tuple[object, ...] = (table_id,)
+    if row_keys is not None:
+        text += " AND row_key = ANY(%s)"
+        params = (table_id, row_keys)
+    rows = conn.execute(sql.SQL(text).format(fields=_ids(FIELD_NAMES)), params).fetchall()
     schema = {"row_key": pl.String(), **{n: pl.String() for n in FIELD_NAMES}, "provenance": pl.String()}
     return pl.DataFrame(rows, schema=schema, orient="row")
