@@ -137,6 +137,7 @@ class Settings:
     sql_max_rows: int = 10_000  # the most rows one read-only query returns (glaze sql, the API)
     upload_limits: UploadLimits = field(default_factory=UploadLimits)
     run_lost_after_s: float = 180.0  # a running table with no sign of life for this long is marked failed
+    chunk_rows: int = 20_000  # entities per chunk of the chunked table job (memory and landing unit)
     api: ServiceSettings = field(default_factory=lambda: ServiceSettings())
 
     @property
@@ -252,6 +253,9 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
     parse_resolve(resolve)  # a typo fails the command now, not inside a run
     sql_max_rows = _int(env, "GLAZE_SQL_MAX_ROWS", 10_000)
     run_lost_after_s = _float(env, "GLAZE_RUN_LOST_AFTER_S", 180.0)
+    chunk_rows = _int(env, "GLAZE_CHUNK_ROWS", 20_000)
+    if chunk_rows < 1:
+        raise ConfigError("GLAZE_CHUNK_ROWS must be at least 1 (entities per chunk of a chunked table run)")
     if sql_max_rows < 1 or run_lost_after_s < 10:
         raise ConfigError("GLAZE_SQL_MAX_ROWS must be at least 1 and GLAZE_RUN_LOST_AFTER_S at least 10")
     return Settings(
@@ -293,6 +297,7 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         sql_max_rows=sql_max_rows,
         upload_limits=_upload_limits(env),
         run_lost_after_s=run_lost_after_s,
+        chunk_rows=chunk_rows,
         api=ServiceSettings(
             requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
             max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),

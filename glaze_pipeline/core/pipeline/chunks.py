@@ -10,7 +10,8 @@ The single-process runner below and the Dagster chunked job (one mapped step per
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import polars as pl
 import psycopg
@@ -19,11 +20,10 @@ from glaze_pipeline.core.aio import run as run_async
 from glaze_pipeline.core.intake.tables import TableInfo, TableStatus, load_source_rows, set_status, table_info
 from glaze_pipeline.core.pipeline.coverage import provider_fields
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, Runtime
-from glaze_pipeline.core.pipeline.stage import StageStats
 from glaze_pipeline.core.pipeline.waterfall import TableWork, land_work, merged_and_validated, run_waterfall
 from glaze_pipeline.core.storage.landing import (
     ChunkMark,
-    LandingStats,
+    chunk_lock,
     finish_chunks,
     landed_chunks,
     landed_values,
@@ -46,13 +46,22 @@ class Chunk:
 
 @dataclass
 class ChunkOutcome:
-    """What one chunk did: skipped (landed by an earlier, unfinished run) or enriched and landed."""
+    """What one chunk did: skipped (landed by an earlier, unfinished run) or enriched and landed. Plain data,
+    so a step on one worker can hand it to a step on another (`as_dict` / `of_dict`)."""
 
     chunk: Chunk
     rows: int = 0
     skipped: bool = False
-    landing: LandingStats | None = None
-    stages: list[StageStats] = field(default_factory=list)
+    records_written: int = 0
+    stages: list[StageSummary] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of_dict(cls, data: dict[str, Any]) -> ChunkOutcome:
+        stages = [StageSummary(**s) for s in data["stages"]]
+        return cls(Chunk(**data["chunk"]), data["rows"], data["skipped"], data["records_written"], stages)
 
 
 def plan_chunks(conn: psycopg.Connection, table_id: str, size: int) -> list[Chunk]:
@@ -80,6 +89,13 @@ def enrich_chunk(
     limits: BudgetLimits | None = None,
 ) -> ChunkOutcome:
     """Run one chunk through every stage, merge and check it, and land it with its mark, unless it landed already."""
+    with chunk_lock(runtime.database_url, table_id, chunk.first_row):
+        return _enrich_chunk(runtime, table_id, chunk, run_id, limits)
+
+
+def _enrich_chunk(
+    runtime: Runtime, table_id: str, chunk: Chunk, run_id: str, limits: BudgetLimits | None
+) -> ChunkOutcome:
     order = list(runtime.settings.waterfall_order)
     with runtime.connection() as conn:
         info = table_info(conn, table_id)
@@ -94,7 +110,8 @@ def enrich_chunk(
         candidates = pl.concat([work.hints, *frames])
         landing = land_work(conn, work, records, candidates, chunk=chunk.mark(work.asked), run_id=run_id)
         conn.commit()
-    return ChunkOutcome(chunk, work.rows.height, landing=landing, stages=stats)
+    summaries = [stage.summary(run_id, table_id) for stage in stats]
+    return ChunkOutcome(chunk, work.rows.height, records_written=landing.records_written, stages=summaries)
 
 
 def finish_table(
@@ -119,8 +136,7 @@ def summed_stages(run_id: str, table_id: str, outcomes: Iterable[ChunkOutcome]) 
     """One provider's figures over all chunks of the run (skipped chunks add nothing)."""
     sums: dict[str, list[float]] = {}
     for outcome in outcomes:
-        for stage in outcome.stages:
-            s = stage.summary(run_id, table_id)
+        for s in outcome.stages:
             row = sums.setdefault(s.provider, [0, 0, 0, 0, 0, 0.0])
             for i, value in enumerate(
                 (s.rows_with_gaps, s.cache_hits, s.ledger_hits, s.calls, s.paid_calls, s.cost_usd)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from psycopg import sql
 
 from glaze_pipeline.core.model.fields import FIELD_NAMES
 from glaze_pipeline.core.model.records import AUDIT_COLUMNS, RECORD_KEY_COLUMNS
+from glaze_pipeline.core.storage import db
 from glaze_pipeline.core.storage.db import copy_rows
 
 _RECORD_COLUMNS = (*RECORD_KEY_COLUMNS, *FIELD_NAMES, "provenance", "cost_usd", "status")
@@ -88,6 +90,18 @@ def landed_chunks(conn: psycopg.Connection, table_id: str, fields: Collection[st
         (table_id, list(fields)),
     ).fetchall()
     return {(first, last) for first, last in rows}
+
+
+@contextmanager
+def chunk_lock(url: str, table_id: str, first_row: int) -> Iterator[None]:
+    """Held while one process works on a chunk: a second delivery of the same chunk waits, then finds it landed.
+
+    A session lock on a connection of its own, so it ends with the process: a killed worker's chunk is
+    free for the next one at once, and two live workers never pay for the same chunk's rows side by side.
+    """
+    with db.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", (f"glaze.chunk:{table_id}", first_row))
+        yield  # closing the connection releases the lock
 
 
 def finish_chunks(conn: psycopg.Connection, table_id: str) -> None:
