@@ -288,7 +288,7 @@ def celery_run(home: Path, table_id: str, count: int) -> float:
     for i in range(count):
         log = (home / f"w{count}_{i}.log").open("w")
         command = [sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker", "--pool", "solo"]
-        command += ["-Q", "dagster", "-n", f"bench{i}@%h", "--without-gossip", "--without-mingle"]
+        command += ["-Q", "dagster", "-n", f"bench{i}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"]
         workers.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
         for i in range(count):  # timed from when every worker is ready, not from their start-up

@@ -39,6 +39,7 @@ class Chunk:
     number: int
     first_row: int
     last_row: int
+    entities: int = 0  # accepted rows in the range (the plan knows it; 0 when rebuilt from bounds alone)
 
     def mark(self, fields: Sequence[str]) -> ChunkMark:
         return ChunkMark(self.first_row, self.last_row, tuple(fields))
@@ -67,13 +68,13 @@ class ChunkOutcome:
 def plan_chunks(conn: psycopg.Connection, table_id: str, size: int) -> list[Chunk]:
     """The table's accepted rows in order, cut every `size` entities; the same table always gives the same cuts."""
     found = conn.execute(
-        """SELECT min(row_number), max(row_number) FROM (
+        """SELECT min(row_number), max(row_number), count(*) FROM (
                SELECT row_number, (row_number() OVER (ORDER BY row_number) - 1) / %s AS chunk
                FROM glaze.input_rows WHERE table_id = %s AND outcome = 'accepted') numbered
            GROUP BY chunk ORDER BY chunk""",
         (size, table_id),
     ).fetchall()
-    return [Chunk(i, first, last) for i, (first, last) in enumerate(found)]
+    return [Chunk(i, first, last, n) for i, (first, last, n) in enumerate(found)]
 
 
 def chunk_work(conn: psycopg.Connection, info: TableInfo, chunk: Chunk) -> TableWork:
@@ -87,8 +88,18 @@ def enrich_chunk(
     *,
     run_id: str,
     limits: BudgetLimits | None = None,
+    share: float | None = None,
 ) -> ChunkOutcome:
-    """Run one chunk through every stage, merge and check it, and land it with its mark, unless it landed already."""
+    """Run one chunk through every stage, merge and check it, and land it with its mark, unless it landed already.
+
+    With `share` (the chunk's part of the table, for chunks that run side by side) the chunk may spend
+    only that part of the run budget, counted in a ledger run of its own, so the chunks together never
+    pass the run budget however many run at once; a chunk run again counts what it paid before.
+    """
+    if share is not None:
+        max_run, max_row = (limits or BudgetLimits()).resolve(runtime.settings)
+        limits = BudgetLimits(max_run * share, max_row)
+        run_id = f"{run_id}:rows{chunk.first_row}"
     with chunk_lock(runtime.database_url, table_id, chunk.first_row):
         return _enrich_chunk(runtime, table_id, chunk, run_id, limits)
 

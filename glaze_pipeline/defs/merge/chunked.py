@@ -69,8 +69,12 @@ def table_chunks(context: dg.OpExecutionContext, runtime: RuntimeResource) -> It
     with rt.connection() as conn:
         chunks = plan_chunks(conn, context.partition_key, rt.settings.chunk_rows)
     context.log.info(f"{len(chunks)} chunk(s) of at most {rt.settings.chunk_rows} entities")
-    for chunk in chunks:
-        yield dg.DynamicOutput([chunk.number, chunk.first_row, chunk.last_row], mapping_key=f"c{chunk.number:05d}")
+    total = sum(c.entities for c in chunks)
+    for chunk in chunks:  # its share of the table is its share of the run budget: chunks run side by side
+        share = chunk.entities / total
+        yield dg.DynamicOutput(
+            [chunk.number, chunk.first_row, chunk.last_row, share], mapping_key=f"c{chunk.number:05d}"
+        )
 
 
 @dg.op(out=dg.Out(io_manager_key=CHUNK_STEPS), retry_policy=STEP_RETRY, pool="table_chunks")
@@ -81,8 +85,14 @@ def enrich_table_chunk(
 
     A chunk an earlier, unfinished run landed is skipped; a second delivery of a chunk waits for the first.
     """
+    number, first_row, last_row, share = chunk
     outcome = enrich_chunk(
-        runtime.runtime, context.partition_key, Chunk(*chunk), run_id=context.run_id, limits=budget.limits
+        runtime.runtime,
+        context.partition_key,
+        Chunk(number, first_row, last_row),
+        run_id=context.run_id,
+        limits=budget.limits,
+        share=share,
     )
     paid = sum(s.paid_calls for s in outcome.stages)
     state = "already landed" if outcome.skipped else f"landed, {paid} paid call(s)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -79,3 +80,23 @@ def test_chunks_land_what_the_whole_table_job_lands_paying_once_and_resume_after
     with open_runtime(settings()) as runtime:
         again, outcomes = enrich_table_in_chunks(runtime, chunked, "refresh", size=CHUNK, limits=LIMITS)
     assert not any(o.skipped for o in outcomes) and again == expected and linkedin.count() == paid
+
+
+def test_chunks_running_side_by_side_stay_within_the_run_budget_together(servers, conn, linkedin, tmp_path):
+    linkedin.knobs.latency_s = 0.05  # both chunks are paying at the same time
+    urls = [f"https://www.linkedin.com/company/pair-co-{i}" for i in range(12)]
+    path = write_table(tmp_path / "pair.csv", urls)
+    table_id = upload_file(conn, path, fields=FIELDS, status=TableStatus.RUNNING).table_id
+    conn.commit()
+    chunks = plan_chunks(conn, table_id, 6)
+    limits = BudgetLimits(max_cost_usd=0.05, max_cost_per_row_usd=1.0)  # 5 calls at $0.01 for the whole run
+    with open_runtime(settings()) as runtime, ThreadPoolExecutor(2) as pool:
+        side_by_side = [
+            pool.submit(enrich_chunk, runtime, table_id, c, run_id="pair", limits=limits, share=c.entities / 12)
+            for c in chunks
+        ]
+        outcomes = [f.result() for f in side_by_side]
+    paid = sum(s.paid_calls for o in outcomes for s in o.stages)
+    assert paid == linkedin.count(200) == 4  # each chunk may spend its half: 2 calls each, never 5 each
+    spent = conn.execute("SELECT sum(cost_usd) FROM glaze.provider_calls WHERE table_id = %s", (table_id,)).fetchone()
+    assert float(spent[0]) <= 0.05
