@@ -183,6 +183,7 @@ class Settings:
     lease_s: float = 15.0  # a killed process's limiter permits and paid-request claims outlive it this long
     claim_wait_s: float = 300.0  # the longest wait, without progress, for another run's answer to a paid request
     in_process_max_rows: int = 5_000  # up to this many accepted rows, a table's steps run in one process
+    chunk_rows: int = 20_000  # entities per chunk of the chunked table job (memory and landing unit)
     api: ServiceSettings = field(default_factory=lambda: ServiceSettings())
     refresh: RefreshSettings = field(default_factory=lambda: RefreshSettings())
 
@@ -306,6 +307,9 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
     parse_resolve(resolve)  # a typo fails the command now, not inside a run
     sql_max_rows = _int(env, "GLAZE_SQL_MAX_ROWS", 10_000)
     run_lost_after_s = _float(env, "GLAZE_RUN_LOST_AFTER_S", 180.0)
+    chunk_rows = _int(env, "GLAZE_CHUNK_ROWS", 20_000)
+    if chunk_rows < 1:
+        raise ConfigError("GLAZE_CHUNK_ROWS must be at least 1 (entities per chunk of a chunked table run)")
     if sql_max_rows < 1 or run_lost_after_s < 10:
         raise ConfigError("GLAZE_SQL_MAX_ROWS must be at least 1 and GLAZE_RUN_LOST_AFTER_S at least 10")
     lease_s, claim_wait_s = _float(env, "GLAZE_LEASE_S", 15.0), _float(env, "GLAZE_CLAIM_WAIT_S", 300.0)
@@ -354,6 +358,7 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         lease_s=lease_s,
         claim_wait_s=claim_wait_s,
         in_process_max_rows=max(0, _int(env, "GLAZE_IN_PROCESS_MAX_ROWS", 5_000)),
+        chunk_rows=chunk_rows,
         api=ServiceSettings(
             requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
             max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),

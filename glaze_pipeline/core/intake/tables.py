@@ -186,15 +186,18 @@ def pending_tables(conn: psycopg.Connection) -> list[str]:
     ]
 
 
-def load_source_rows(conn: psycopg.Connection, info: TableInfo) -> pl.DataFrame:
-    """One row per distinct entity (first occurrence), with input hints as catalog-named columns."""
+def load_source_rows(conn: psycopg.Connection, info: TableInfo, rows: tuple[int, int] | None = None) -> pl.DataFrame:
+    """One row per distinct entity (first occurrence), with input hints as catalog-named columns.
+
+    `rows` narrows it to an input row-number range (first, last), both included: one chunk of a big table.
+    """
     hint_columns = [
         sql.SQL("original ->> {} AS {}").format(sql.Literal(col), sql.Identifier(_field_of(col)))
         for col in info.hint_fields
     ]
     query = sql.SQL(
         "SELECT row_key, input_url, normalized_url, entity_type{hints} FROM glaze.input_rows"
-        " WHERE table_id = %s AND outcome = 'accepted' ORDER BY row_number"
+        " WHERE table_id = %s AND outcome = 'accepted' AND row_number BETWEEN %s AND %s ORDER BY row_number"
     ).format(hints=sql.SQL("").join(sql.SQL(", ") + h for h in hint_columns))
     names = [
         "row_key",
@@ -203,8 +206,9 @@ def load_source_rows(conn: psycopg.Connection, info: TableInfo) -> pl.DataFrame:
         "entity_type",
         *(_field_of(c) for c in info.hint_fields),
     ]
-    rows = conn.execute(query, (info.table_id,)).fetchall()
-    return pl.DataFrame(rows, schema={n: pl.String for n in names}, orient="row")
+    first, last = rows or (0, 2**31 - 1)
+    found = conn.execute(query, (info.table_id, first, last)).fetchall()
+    return pl.DataFrame(found, schema={n: pl.String for n in names}, orient="row")
 
 
 def _field_of(column: str) -> str:

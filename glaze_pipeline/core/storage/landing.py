@@ -2,14 +2,16 @@
 
 Idempotent by construction: records upsert on (table_id, row_key) and only touch
 `enriched_at` when a value changed; the audit trail adds the candidates it has not seen and
-moves the `chosen` mark to what landed.
+moves the `chosen` mark to what landed. A big table lands chunk by chunk, each chunk in its own
+transaction together with its mark in `glaze.landed_chunks`, so a re-run after a crash skips what landed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,10 +21,20 @@ from psycopg import sql
 
 from glaze_pipeline.core.model.fields import FIELD_NAMES
 from glaze_pipeline.core.model.records import AUDIT_COLUMNS, RECORD_KEY_COLUMNS
+from glaze_pipeline.core.storage import db
 from glaze_pipeline.core.storage.db import copy_rows
 
 _RECORD_COLUMNS = (*RECORD_KEY_COLUMNS, *FIELD_NAMES, "provenance", "cost_usd", "status")
 _AUDIT_KEY = ("table_id", "row_key", "field", "source", "fetched_at", "value_md5")
+
+
+@dataclass(frozen=True)
+class ChunkMark:
+    """A chunk of a table: its input row-number range, and the fields the run asks for (a mark is per ask)."""
+
+    first_row: int
+    last_row: int
+    fields: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -44,17 +56,60 @@ def land(
     trail: pl.DataFrame,
     rejects: pl.DataFrame,
     decided: Collection[str],
+    *,
+    chunk: ChunkMark | None = None,
+    run_id: str = "",
 ) -> LandingStats:
-    """Write one table's merged records, its audit trail (`merge.audit_trail`) and validation rejects in one
-    transaction. `decided` are the fields this run chose values for: their old `chosen` marks are cleared.
+    """Write merged records, their audit trail (`merge.audit_trail`) and validation rejects in one transaction.
+
+    `decided` are the fields this run chose values for: their old `chosen` marks are cleared. Without
+    `chunk` the frames are the whole table; with it they are one chunk's rows, its rejects replace only
+    those rows' rejects, and the chunk's mark lands in the same transaction (`finish_chunks` ends the run).
     """
+    row_keys = records["row_key"].to_list()
     with conn.transaction():
         written = _upsert_records(conn, table_id, records)
-        added = _add_field_values(conn, table_id, trail, records["row_key"].to_list(), decided)
-        _replace_rejects(conn, table_id, rejects)
-        _costs_from_ledger(conn, table_id)
-        conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
+        added = _add_field_values(conn, table_id, trail, row_keys, decided)
+        _replace_rejects(conn, table_id, rejects, row_keys if chunk else None)
+        _costs_from_ledger(conn, table_id, row_keys if chunk else None)
+        if chunk is None:
+            conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
+        else:
+            conn.execute(
+                "INSERT INTO glaze.landed_chunks (table_id, first_row, last_row, fields, run_id)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (table_id, first_row, last_row)"
+                " DO UPDATE SET fields = EXCLUDED.fields, run_id = EXCLUDED.run_id, landed_at = now()",
+                (table_id, chunk.first_row, chunk.last_row, list(chunk.fields), run_id),
+            )
     return LandingStats(written, records.height - written, added, rejects.height)
+
+
+def landed_chunks(conn: psycopg.Connection, table_id: str, fields: Collection[str]) -> set[tuple[int, int]]:
+    """The row ranges of a table an unfinished run already landed, asking for the same fields."""
+    rows = conn.execute(
+        "SELECT first_row, last_row FROM glaze.landed_chunks WHERE table_id = %s AND fields = %s",
+        (table_id, list(fields)),
+    ).fetchall()
+    return {(first, last) for first, last in rows}
+
+
+@contextmanager
+def chunk_lock(url: str, table_id: str, first_row: int) -> Iterator[None]:
+    """Held while one process works on a chunk: a second delivery of the same chunk waits, then finds it landed.
+
+    A session lock on a connection of its own, so it ends with the process: a killed worker's chunk is
+    free for the next one at once, and two live workers never pay for the same chunk's rows side by side.
+    """
+    with db.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s), %s)", (f"glaze.chunk:{table_id}", first_row))
+        yield  # closing the connection releases the lock
+
+
+def finish_chunks(conn: psycopg.Connection, table_id: str) -> None:
+    """Every chunk landed: forget the marks (the next run is a refresh) and the narrowed ask, in one transaction."""
+    with conn.transaction():
+        conn.execute("DELETE FROM glaze.landed_chunks WHERE table_id = %s", (table_id,))
+        conn.execute("UPDATE glaze.tables SET run_fields = NULL WHERE table_id = %s", (table_id,))
 
 
 def _upsert_records(conn: psycopg.Connection, table_id: str, records: pl.DataFrame) -> int:
@@ -88,18 +143,19 @@ def _upsert_records(conn: psycopg.Connection, table_id: str, records: pl.DataFra
     ).rowcount
 
 
-def _costs_from_ledger(conn: psycopg.Connection, table_id: str) -> None:
+def _costs_from_ledger(conn: psycopg.Connection, table_id: str, row_keys: list[str] | None = None) -> None:
     """A row's cost is what the ledger says the table paid for it, in every run, killed ones included.
 
     Adding each run's fresh calls would miss what a killed run paid: its answers come back free from the
-    cache on the re-run, but they were paid, and the ledger has them.
+    cache on the re-run, but they were paid, and the ledger has them. A chunk updates only its own rows.
     """
     conn.execute(
         """UPDATE glaze.records r SET cost_usd = l.cost_usd
            FROM (SELECT row_key, sum(cost_usd) AS cost_usd FROM glaze.provider_calls
-                 WHERE table_id = %s AND row_key IS NOT NULL GROUP BY row_key) l
+                 WHERE table_id = %s AND row_key IS NOT NULL AND (%s::text[] IS NULL OR row_key = ANY(%s))
+                 GROUP BY row_key) l
            WHERE r.table_id = %s AND r.row_key = l.row_key AND r.cost_usd IS DISTINCT FROM l.cost_usd""",
-        (table_id, table_id),
+        (table_id, row_keys, row_keys, table_id),
     )
 
 
@@ -135,9 +191,17 @@ def _add_field_values(
     return sum(1 for (new,) in inserted if new)
 
 
-def _replace_rejects(conn: psycopg.Connection, table_id: str, rejects: pl.DataFrame) -> None:
-    """A re-run that no longer rejects a row clears its old validation reject."""
-    conn.execute("DELETE FROM glaze.rejects WHERE table_id = %s AND stage = 'validation'", (table_id,))
+def _replace_rejects(
+    conn: psycopg.Connection, table_id: str, rejects: pl.DataFrame, row_keys: list[str] | None
+) -> None:
+    """A re-run that no longer rejects a row clears its old validation reject (of `row_keys` only, for a chunk)."""
+    if row_keys is None:
+        conn.execute("DELETE FROM glaze.rejects WHERE table_id = %s AND stage = 'validation'", (table_id,))
+    else:
+        conn.execute(
+            "DELETE FROM glaze.rejects WHERE table_id = %s AND stage = 'validation' AND row_key = ANY(%s)",
+            (table_id, row_keys),
+        )
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO glaze.rejects (table_id, stage, row_ref, row_key, reasons)"
@@ -157,9 +221,13 @@ def table_hash(conn: psycopg.Connection, table_id: str) -> str:
     return digest.hexdigest()
 
 
-def landed_values(conn: psycopg.Connection, table_id: str) -> pl.DataFrame:
-    """What a table holds now: row key, a column per field and provenance (JSON text), for a run that keeps some."""
-    query = sql.SQL("SELECT row_key, {fields}, provenance::text FROM glaze.records WHERE table_id = %s")
-    rows = conn.execute(query.format(fields=_ids(FIELD_NAMES)), (table_id,)).fetchall()
+def landed_values(conn: psycopg.Connection, table_id: str, row_keys: list[str] | None = None) -> pl.DataFrame:
+    """What a table (or its `row_keys`) holds now: row key, a column per field and provenance (JSON text)."""
+    text = "SELECT row_key, {fields}, provenance::text FROM glaze.records WHERE table_id = %s"
+    params: tuple[object, ...] = (table_id,)
+    if row_keys is not None:
+        text += " AND row_key = ANY(%s)"
+        params = (table_id, row_keys)
+    rows = conn.execute(sql.SQL(text).format(fields=_ids(FIELD_NAMES)), params).fetchall()
     schema = {"row_key": pl.String(), **{n: pl.String() for n in FIELD_NAMES}, "provenance": pl.String()}
     return pl.DataFrame(rows, schema=schema, orient="row")

@@ -10,48 +10,14 @@ import psycopg
 
 from glaze_pipeline.config import load_waterfall_order
 from glaze_pipeline.core.intake.tables import TableStatus, set_status, table_info
-from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.coverage import coverage_notes, field_coverage, provider_fields
-from glaze_pipeline.core.pipeline.merge import audit_trail, carry_over, merge
 from glaze_pipeline.core.pipeline.report import table_report
 from glaze_pipeline.core.pipeline.runtime import Runtime
-from glaze_pipeline.core.pipeline.validation import check_table, validate_records
-from glaze_pipeline.core.pipeline.waterfall import TableWork
-from glaze_pipeline.core.storage.landing import land, landed_values, table_hash
+from glaze_pipeline.core.pipeline.validation import check_table
+from glaze_pipeline.core.pipeline.waterfall import REJECT_COLUMN, TableWork, land_work, merged_and_validated
+from glaze_pipeline.core.storage.landing import landed_values, table_hash
 from glaze_pipeline.defs.providers.assets import candidates_asset_name
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
-
-REJECT_COLUMN = "reject_reasons"
-
-
-def merged_and_validated(
-    work: TableWork,
-    provider_frames: Sequence[pl.DataFrame],
-    order: Sequence[str],
-    min_confidence: int,
-    fills: dict[str, frozenset[str]] | None = None,
-    landed: pl.DataFrame | None = None,
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """The best value per (row, field), checked row by row; bad cells cleared and explained in `reject_reasons`.
-
-    Fields this run did not ask for (`work.carried`) keep what `landed` holds for them.
-    """
-    merged = merge(work.rows, work.asked, [work.hints, *provider_frames], order, min_confidence, fills=fills)
-    if landed is not None:
-        merged = carry_over(merged, landed, work.carried)
-    result = validate_records(merged)
-    reasons = dict(result.rejects.iter_rows())
-    records = result.records.with_columns(
-        pl.col("row_key").replace_strict(reasons, default=None, return_dtype=pl.String).alias(REJECT_COLUMN)
-    )
-    metadata: dict[str, Any] = {
-        "rows": records.height,
-        "filled_per_field": {f: int(records[f].is_not_null().sum()) for f in work.wanted},
-        "rows_fully_filled": int((records["status"] == Status.FILLED.value).sum()),
-        "rejected_rows": result.rejects.height,
-        # No cost here: what the table paid is the ledger's, in landed_records' table_cost_usd.
-    }
-    return records, metadata
 
 
 def fit_to_land(enriched_records: pl.DataFrame, max_reject_rate: float) -> dg.AssetCheckResult:
@@ -137,11 +103,7 @@ def land_table(
     """Land one table's records in one transaction and mark it enriched; returns what a user reads in the UI."""
     started = time.monotonic()
     table_id = work.table_id
-    rejects = records.filter(pl.col(REJECT_COLUMN).is_not_null()).select(
-        "row_key", pl.col(REJECT_COLUMN).alias("reasons")
-    )
-    checked = records.drop(REJECT_COLUMN)
-    stats = land(conn, table_id, checked, audit_trail(checked, candidates), rejects, work.asked)
+    stats = land_work(conn, work, records, candidates)
     fingerprint = table_hash(conn, table_id)
     set_status(conn, table_id, TableStatus.ENRICHED, run_id)
     conn.commit()
