@@ -80,7 +80,10 @@ def main() -> None:
         glaze = ROOT / ".venv" / "bin" / "glaze"
         dev = subprocess.Popen([str(glaze), "dev", "--port", str(args.port)], env=env, start_new_session=True)
         try:
-            startup = wait_for(lambda: answers(f"http://127.0.0.1:{args.port}/server_info"), "the UI", 900)
+            ui = f"http://127.0.0.1:{args.port}/server_info"
+            startup = wait_for(lambda: answers(ui) or dev.poll() is not None, "the UI", 900)
+            if dev.poll() is not None:
+                raise SystemExit(f"glaze dev ended (exit code {dev.returncode}) before the UI answered")
             url = database_url or services.ensure_database(settings(env))
             inbox = home / "inbox"
             inbox.mkdir(exist_ok=True)
@@ -91,8 +94,9 @@ def main() -> None:
                 table_csv(home / f".{name}.csv", hosts).rename(inbox / f"{name}.csv")
             cached = wait_for(lambda: enriched(url, names), "the 4 cached tables", 1800)
         finally:
-            os.kill(dev.pid, signal.SIGTERM)
-            dev.wait(timeout=120)
+            if dev.poll() is None:
+                os.kill(dev.pid, signal.SIGTERM)
+                dev.wait(timeout=120)
         left = subprocess.run(["pgrep", "-s", str(dev.pid)], capture_output=True, text=True).stdout.split()
     figures = {
         "mode": "before (multiprocess)" if args.before else "after (in process up to GLAZE_IN_PROCESS_MAX_ROWS)",
