@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from glaze_pipeline.core.intake.tables import TableStatus, pending_tables, set_status
+from glaze_pipeline.core.intake.lifecycle import queue_table
+from glaze_pipeline.core.intake.tables import pending_tables
 from glaze_pipeline.core.intake.uploads import file_away, inbox_files, upload_file
 from glaze_pipeline.defs.jobs import ENRICH_TABLE_JOB
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
@@ -30,9 +31,8 @@ def new_tables_sensor(context: dg.SensorEvaluationContext, runtime: RuntimeResou
                 f"inbox file {path.name} -> table {uploaded.table_id}: {c.rows_in} rows in = {c.accepted} accepted"
                 f" + {c.rejected} rejected + {c.duplicates} duplicates"
             )
-        pending = pending_tables(conn)
-        for table_id in pending:
-            set_status(conn, table_id, TableStatus.QUEUED)
+        # Only a table still `pending` is queued: one that `glaze enrich` claimed meanwhile is its run's alone.
+        pending = [table_id for table_id in pending_tables(conn) if queue_table(conn, table_id)]
     if not pending:
         return dg.SensorResult(skip_reason="no new tables")
     return dg.SensorResult(
