@@ -94,6 +94,16 @@ def claim_table(conn: psycopg.Connection, table_id: str, run_id: str) -> None:
     )
 
 
+def queue_table(conn: psycopg.Connection, table_id: str) -> bool:
+    """`pending` → `queued` for the sensor's run request; False when a run (`glaze enrich`) took it meanwhile."""
+    cur = conn.execute(
+        "UPDATE glaze.tables SET status = %s, status_reason = NULL, updated_at = now() WHERE table_id = %s"
+        " AND status = %s",
+        (TableStatus.QUEUED, table_id, TableStatus.PENDING),
+    )
+    return cur.rowcount > 0
+
+
 def beat(conn: psycopg.Connection, table_id: str, run_id: str) -> None:
     conn.execute(
         "UPDATE glaze.tables SET heartbeat_at = now() WHERE table_id = %s AND last_run_id = %s AND status = %s",

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from glaze_pipeline.core.intake.tables import TableStatus, accepted_rows, pending_tables, set_status
+from glaze_pipeline.core.intake.lifecycle import queue_table
+from glaze_pipeline.core.intake.tables import accepted_rows, pending_tables
 from glaze_pipeline.core.intake.uploads import content_hash, inbox_files
 from glaze_pipeline.defs.execution import execution_for
 from glaze_pipeline.defs.ingest.jobs import REGISTER_TABLE_JOB, register_table
@@ -20,10 +21,9 @@ def new_tables_sensor(context: dg.SensorEvaluationContext, runtime: RuntimeResou
     rt = runtime.runtime
     registers = [register_request(str(path), content_hash(path)) for path in inbox_files(rt.settings.inbox)]
     with rt.connection() as conn:
-        pending = pending_tables(conn)
+        # Only a table still `pending` is queued: one that `glaze enrich` claimed meanwhile is its run's alone.
+        pending = [table_id for table_id in pending_tables(conn) if queue_table(conn, table_id)]
         sizes = accepted_rows(conn, pending)
-        for table_id in pending:
-            set_status(conn, table_id, TableStatus.QUEUED)
     if not pending and not registers:
         return dg.SensorResult(skip_reason="no new files or tables")
     return dg.SensorResult(

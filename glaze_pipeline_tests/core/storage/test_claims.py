@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from glaze_pipeline.core.intake.lifecycle import TableBusy, claim_table, release_table
+from glaze_pipeline.core.intake.lifecycle import TableBusy, claim_table, queue_table, release_table
 from glaze_pipeline.core.intake.tables import TableStatus, table_info
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.core.storage.claims import PaidClaims
@@ -44,5 +44,6 @@ def test_a_running_table_is_refused_to_a_second_run(servers, conn, tmp_path):
     assert not release_table(conn, table_id, "not mine", run_id="run-b")  # the refused run cannot release it
     assert release_table(conn, table_id, "done", run_id="run-a")
     claim_table(conn, table_id, "run-b")
+    assert not queue_table(conn, table_id)  # the sensor cannot queue a table a run holds
     assert table_info(conn, table_id).status == TableStatus.RUNNING
     conn.rollback()
