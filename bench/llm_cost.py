@@ -107,22 +107,22 @@ def _run(provider: LlmProvider, targets: list[Target]) -> tuple[list[Attempt], f
     return attempts, time.perf_counter() - started
 
 
-def _budget_bound(sim: AnthropicSimulator, url: str, rows: int, budget: float) -> dict[str, float]:
-    """Spent against the budget with the simulator billing every call the most it could cost."""
+def _budget_bound(sim: AnthropicSimulator, url: str, rows: int, budget: float) -> dict[str, tuple[float, int]]:
+    """Spent against the budget, and rows answered, with the simulator billing every call the most it could cost."""
     sim.knobs.bill_maximum = True
-    spent: dict[str, float] = {}
+    spent: dict[str, tuple[float, int]] = {}
     try:
         for path, threshold in (("single", 10**9), ("batch", 1)):
             llm = LlmSettings(api_key="bench", base_url=sim.base_url, model=DEFAULT_MODEL, batch_threshold=threshold)
             ledger = Ledger(url, run_id=f"bench-budget-{path}-{time.time_ns()}", table_id="bench")
             spending = Spending(ledger, Budget(budget, 1.0))
             cache = connect_cache(None, prefix="bench:", ttl_s=60, negative_ttl_s=60)
-            asyncio.run(
+            _frame, stats = asyncio.run(
                 run_stage(
                     LlmProvider(llm, BatchStore(url)), _targets(rows, 1000 + threshold % 7), cache, spending=spending
                 )
             )
-            spent[path] = ledger.spent()[0]
+            spent[path] = (ledger.spent()[0], stats.paid_calls)
             ledger.close()
     finally:
         sim.knobs.bill_maximum = False
@@ -187,9 +187,12 @@ def main() -> None:
             f"{kind:13}  rows/s {med(kind, 'rows_per_s'):8.1f}   $/filled field {med(kind, 'usd_per_filled_field'):.6f}"
             f"   fill rate {med(kind, 'fill_rate'):.0%}"
         )
-    for path, spent in bound.items():
+    for path, (spent, answered) in bound.items():
         verdict = "<=" if spent <= args.budget else "> !!"
-        print(f"budget {path:6}  spent ${spent:.6f} {verdict} budget ${args.budget:g} (every call billed its maximum)")
+        print(
+            f"budget {path:6}  spent ${spent:.6f} {verdict} budget ${args.budget:g} on {answered} of"
+            f" {args.budget_rows} rows (every call billed its maximum)"
+        )
     limit = args.concurrency / args.latency if args.latency else float("inf")
     per_field = {f"{k.replace('+', '_')}_usd_per_filled_field": round(med(k, "usd_per_filled_field"), 7) for k in kinds}
     print(
@@ -205,8 +208,8 @@ def main() -> None:
                     med("single+cached", "usd_per_filled_field") / med("single", "usd_per_filled_field"), 3
                 ),
                 "budget_usd": args.budget,
-                "budget_spent_single_usd": round(bound["single"], 6),
-                "budget_spent_batch_usd": round(bound["batch"], 6),
+                "budget_spent_single_usd": round(bound["single"][0], 6),
+                "budget_spent_batch_usd": round(bound["batch"][0], 6),
             }
         )
     )
