@@ -16,6 +16,7 @@ from glaze_pipeline import logs
 from glaze_pipeline.config import dollars, settings
 from glaze_pipeline.core.intake.lifecycle import Heartbeat
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, Runtime, connect_runtime
+from glaze_pipeline.defs.refresh.resources import RefreshResource
 
 TABLES = dg.DynamicPartitionsDefinition(name="tables")
 PROGRESS_EVERY_S = 2.0
@@ -167,6 +168,7 @@ def resources() -> dict[str, object]:
         "budget": BudgetResource(),
         "progress": ProgressResource(),
         "io_manager": StageIOManager(),
+        "refresh": RefreshResource(),
     }
 
 

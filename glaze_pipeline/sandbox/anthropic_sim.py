@@ -106,6 +106,8 @@ class AnthropicSimulator(LoopbackServer):
     Every handler runs on the server's one event loop, so the counters need no lock.
     """
 
+    max_request_bytes = 256 * 1024**2  # a Message Batches request may be up to 256 MB (Anthropic's batch docs)
+
     def __init__(self) -> None:
         super().__init__()
         self.knobs = SimKnobs()

@@ -53,6 +53,8 @@ class LoopbackServer:
     appends, other threads read (copy it with `list()` while the server runs).
     """
 
+    max_request_bytes = 1024**2  # aiohttp's default body limit; a vendor that takes more says so
+
     def __init__(self, ip: str = "127.0.0.1") -> None:
         self.ip = ip
         self.port = 0
@@ -104,7 +106,7 @@ class LoopbackServer:
         self.stop()
 
     async def _open(self, port: int) -> None:
-        app = web.Application(middlewares=[self._logged()])
+        app = web.Application(middlewares=[self._logged()], client_max_size=self.max_request_bytes)
         self.add_routes(app.router)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()

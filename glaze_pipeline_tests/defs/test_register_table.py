@@ -58,7 +58,8 @@ def test_cli_inbox_launchpad_and_api_register_the_same_table(servers, conn, tmp_
 
     with dg.build_sensor_context(instance=instance, resources={"runtime": RuntimeResource()}) as context:
         partitions += new_tables_sensor(context).dynamic_partitions_requests[0].partition_keys
-    assert sorted(partitions) == ["by_api", "by_cli", "by_inbox", "by_launchpad"]  # one partition each
+    ours = [p for p in partitions if p.startswith("by_")]  # other tests' pending tables share the database
+    assert sorted(ours) == ["by_api", "by_cli", "by_inbox", "by_launchpad"]  # one partition each
     first = _table(conn, "by_cli")
     assert first[0][4:8] == (5, 3, 1, 1)
     for other in ("by_api", "by_launchpad", "by_inbox"):

@@ -40,8 +40,3 @@ class RefreshResource(dg.ConfigurableResource):
 
     def applied(self, work: TableWork) -> TableWork:
         return dataclasses.replace(work, fresh=True) if self.active else work
-
-
-@dg.definitions
-def defs() -> dg.Definitions:
-    return dg.Definitions(resources={"refresh": RefreshResource()})

@@ -14,6 +14,7 @@ from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.merge import audit_trail, merge
 from glaze_pipeline.core.pipeline.waterfall import TableWork
 from glaze_pipeline.core.storage.landing import land
+from glaze_pipeline.core.storage.ledger import Call, Ledger
 from glaze_pipeline_tests.helpers import write_table
 
 FIELDS = ["company_name", "company_city"]
@@ -125,3 +126,23 @@ def test_a_rerun_moves_the_chosen_mark_and_adds_only_what_is_new(servers, conn, 
         (work.table_id,),
     ).fetchone()
     assert chosen == (1,)
+
+
+def test_a_rows_cost_is_the_ledgers_even_when_a_killed_run_paid_and_the_rerun_was_served_free(servers, conn, tmp_path):
+    work = _table(conn, tmp_path, "cost_after_kill")
+    key = work.rows["row_key"][0]
+    # The killed run paid $0.01 and recorded it in the ledger, then died before landing anything.
+    Ledger(servers.database_url, run_id="killed-run", table_id=work.table_id).record(
+        "search", "1", [Call("h1", key, "https://acme.example", "filled", 0.01, b"{}")]
+    )
+    # The re-run is served that answer free from the cache (cost 0) and pays $0.02 for another call.
+    cached = Attempt(key, (Found("company_name", "Acme", 80, "snippet"),), Status.FILLED, 0.0, cached=True)
+    fresh = Attempt(key, (Found("company_city", "Leeds", 80, "snippet"),), Status.FILLED, 0.02)
+    Ledger(servers.database_url, run_id="re-run", table_id=work.table_id).record(
+        "search", "1", [Call("h2", key, "https://acme.example", "filled", 0.02, b"{}")]
+    )
+    _land(conn, work, attempts_to_frame([cached, fresh], "search"))
+    (cost,) = conn.execute(
+        "SELECT cost_usd::float8 FROM glaze.records WHERE table_id = %s AND row_key = %s", (work.table_id, key)
+    ).fetchone()
+    assert cost == 0.03  # not the $0.02 this run's candidates carry
