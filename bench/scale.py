@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="simulator latency L for the worker runs")
     parser.add_argument("--skip-workers", action="store_true", help="leave out the 1- vs 2-worker runs")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped bench still drops its database
 
     home = Path(tempfile.mkdtemp(prefix="glaze-scale-"))
     os.environ |= {"GLAZE_HOME": str(home), "GLAZE_REDIS_PREFIX": f"glaze_bench_{uuid.uuid4().hex[:8]}:"}
