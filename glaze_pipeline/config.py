@@ -299,6 +299,24 @@ def glaze_home(env: dict[str, str]) -> Path:
     return (Path(data).expanduser() / "glaze").resolve()
 
 
+def _retry_settings(env: dict[str, str]) -> RetrySettings:
+    return RetrySettings(
+        max_attempts=max(1, _int(env, "GLAZE_API_MAX_ATTEMPTS", 4)),
+        total_cap_s=_float(env, "GLAZE_API_RETRY_TOTAL_S", 60.0),
+        retry_after_cap_s=_float(env, "GLAZE_API_RETRY_AFTER_CAP_S", 30.0),
+        breaker_failures=max(1, _int(env, "GLAZE_BREAKER_FAILURES", 10)),
+        breaker_cooldown_s=_float(env, "GLAZE_BREAKER_COOLDOWN_S", 30.0),
+    )
+
+
+def _service_settings(env: dict[str, str]) -> ServiceSettings:
+    return ServiceSettings(
+        requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
+        max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),
+        dagster_url=(env.get("GLAZE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+    )
+
+
 def settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     home = glaze_home(env)
@@ -341,13 +359,7 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         llm_max_tokens_per_field=_llm_tokens_per_field(env),
         waterfall_order=load_waterfall_order(),
         apis={name: _api_settings(env, name) for name in _API_DEFAULTS},
-        retry=RetrySettings(
-            max_attempts=max(1, _int(env, "GLAZE_API_MAX_ATTEMPTS", 4)),
-            total_cap_s=_float(env, "GLAZE_API_RETRY_TOTAL_S", 60.0),
-            retry_after_cap_s=_float(env, "GLAZE_API_RETRY_AFTER_CAP_S", 30.0),
-            breaker_failures=max(1, _int(env, "GLAZE_BREAKER_FAILURES", 10)),
-            breaker_cooldown_s=_float(env, "GLAZE_BREAKER_COOLDOWN_S", 30.0),
-        ),
+        retry=_retry_settings(env),
         max_cost_usd=_dollars(env, "GLAZE_MAX_COST_USD", 10.0),
         max_cost_per_row_usd=_dollars(env, "GLAZE_MAX_COST_PER_ROW_USD", 0.10),
         limiter_fallback_workers=max(1, _int(env, "GLAZE_LIMITER_FALLBACK_WORKERS", 4)),
@@ -359,10 +371,6 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         claim_wait_s=claim_wait_s,
         in_process_max_rows=max(0, _int(env, "GLAZE_IN_PROCESS_MAX_ROWS", 5_000)),
         chunk_rows=chunk_rows,
-        api=ServiceSettings(
-            requests_wait_s=max(0.0, _float(env, "GLAZE_REQUESTS_WAIT_S", 4.0)),
-            max_wait_s=max(0.0, _float(env, "GLAZE_API_MAX_WAIT_S", 30.0)),
-            dagster_url=(env.get("GLAZE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
-        ),
+        api=_service_settings(env),
         refresh=_refresh_settings(env),
     )
