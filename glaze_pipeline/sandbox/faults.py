@@ -35,6 +35,7 @@ from aiohttp import web
 from psycopg import sql
 
 from glaze_pipeline.config import settings
+from glaze_pipeline.core.intake.lifecycle import release_table
 from glaze_pipeline.core.intake.tables import TableStatus
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.core.model.status import Status
@@ -386,8 +387,11 @@ def postgres_restart_while_landing(folder: Path, rows: int = 200) -> FaultOutcom
             wait_for(lambda: hold.landing_waits() or first.done(), "the landing to reach its middle")
             out.details["visible_while_landing"] = _visible(pg.url, table_id)
             pg.restart()
-            out.details["first_run_succeeded"] = first.result().success
+            result = first.result()
+            out.details["first_run_succeeded"] = result.success
         out.details["visible_after_restart"] = _visible(pg.url, table_id)
+        with psycopg.connect(pg.url) as conn:  # what the run-failure sensor does once the daemon sees the run fail
+            release_table(conn, table_id, "the database restarted while landing", run_id=result.run_id)
         paid = linkedin.count(200)
         out.details["rerun_succeeded"] = run_job(table_id).success
         out.details["rerun_paid_calls"] = linkedin.count(200) - paid

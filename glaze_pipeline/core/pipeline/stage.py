@@ -233,6 +233,7 @@ class _Stage:
         self.claims = self._claims_for(provider, self.spending)
         self.sink = _Sink(provider, cache, self.keys, self.requests, self.spending, self.claims)
         self.sent = 0  # chunks dispatched: their order in the answers
+        self.fresh = False  # a refresh: the ledger's older answers are not served (set by serve_known)
         self.reserved: dict[str, float] = {}  # reservations of calls in flight, by row
         self.deferred: list[Target] = []  # rows waiting for reservations in flight to settle
         self.order: dict[asyncio.Task[list[Attempt]], int] = {}
@@ -242,6 +243,7 @@ class _Stage:
 
     def serve_known(self, fresh: bool = False) -> list[Target]:
         """Answer from the cache, then the ledger (neither when `fresh`); all skipped when the provider cannot run."""
+        self.fresh = fresh
         cached = {} if fresh else self.cache.get_many(list(self.keys.values()))
         misses = [t for t in self.targets if self.keys[t.row_key] not in cached]
         self.answers.add(
@@ -343,7 +345,7 @@ class _Stage:
         hashes = {t.row_key: request_hash(self.requests[t.row_key]) for t in batch}
         got = await asyncio.to_thread(self.claims.claim, list(hashes.values()))
         mine = [t for t in batch if hashes[t.row_key] in got]
-        if mine:  # answered between our first look and the claim: the holder wrote the ledger, then let go
+        if mine and not self.fresh:  # answered between our first look and the claim: the holder wrote the ledger
             served, mine = await asyncio.to_thread(self._from_ledger, mine)
             if served:
                 self.answers.add(served)
