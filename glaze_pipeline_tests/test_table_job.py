@@ -232,7 +232,7 @@ def test_without_an_anthropic_key_the_llm_stage_is_skipped_and_says_so(servers, 
 
 
 def test_the_llm_spends_under_the_run_budget_and_records_its_calls_in_the_ledger(
-    servers, conn, demo_site, tmp_path, monkeypatch
+    servers, conn, demo_site, tmp_path, monkeypatch, fresh_cache, fresh_ledger
 ):
     with AnthropicSimulator() as sim:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sim-key")

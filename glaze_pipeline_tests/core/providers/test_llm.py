@@ -225,3 +225,12 @@ def test_expired_batch_items_fall_back_to_single_calls(sim, servers):
     assert sim.counters.requests["batches.create"] == 1
     assert sim.counters.requests["messages"] == 1
     assert [a.status for a in attempts] == [Status.FILLED] * 3
+
+
+def test_two_companies_with_the_same_evidence_never_share_an_answer(sim):
+    """The prompt names the entity, so the request (cache and ledger key) does too: no answer crosses companies."""
+    p = provider(sim)
+    bare = [Target(k, EntityType.COMPANY_WEBSITE, f"https://{k}.example", ("company_industry",)) for k in ("a", "b")]
+    assert p.request_key(bare[0]) != p.request_key(bare[1])
+    again = Target("a2", EntityType.COMPANY_WEBSITE, "https://a.example", ("company_industry",))
+    assert p.request_key(bare[0]) == p.request_key(again)  # the same question, asked again

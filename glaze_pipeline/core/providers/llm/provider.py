@@ -92,10 +92,11 @@ class LlmProvider(Provider):
         return pack
 
     def request_key(self, target: Target) -> str:
-        """Model, wanted fields and the exact evidence: change any and it is a different question."""
+        """Entity, model, wanted fields and the exact evidence: the prompt names all four, so change any and it
+        is a different question (two companies with the same or no evidence must never share an answer)."""
         pack = self._pack(target)
         evidence_hash = hashlib.sha256(pack.text.encode()).hexdigest()
-        return json.dumps([self.settings.model, sorted(target.missing), evidence_hash])
+        return json.dumps([target.normalized_url, self.settings.model, sorted(target.missing), evidence_hash])
 
     def max_tokens(self, fields: Sequence[str]) -> int:
         """Output room sized to the fields asked, so a row with many facts is not cut off half-way."""
