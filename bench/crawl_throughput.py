@@ -23,7 +23,8 @@ import time
 import httpx
 
 from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
-from glaze_pipeline.core.web.crawler import CrawlOptions, SiteCrawl, Target, crawl_sites
+from glaze_pipeline.core.web.crawl_options import CrawlOptions, Target
+from glaze_pipeline.core.web.crawler import SiteCrawl, crawl_sites
 from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver
 from glaze_pipeline.sandbox.sites import SiteServer
 

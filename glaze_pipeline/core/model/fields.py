@@ -460,6 +460,15 @@ CATALOG: dict[str, Field] = {
 }
 
 FIELD_NAMES: tuple[str, ...] = tuple(CATALOG)
+# The company's social profiles: the website provider fills them from links, the extractor recognises them.
+SOCIAL_FIELDS = (
+    "company_linkedin",
+    "company_twitter",
+    "company_facebook",
+    "company_instagram",
+    "company_youtube",
+    "company_github",
+)
 
 
 class UnknownFieldError(UserFacingError, ValueError):

@@ -10,7 +10,7 @@ from glaze_pipeline.core.providers.llm.provider import LlmProvider, LlmSettings
 from glaze_pipeline.core.providers.serper import SerperVendor
 from glaze_pipeline.core.providers.website import WebsiteProvider
 from glaze_pipeline.core.storage.llm_batches import BatchStore
-from glaze_pipeline.core.web.crawler import CrawlOptions
+from glaze_pipeline.core.web.crawl_options import CrawlOptions
 from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver
 
 # Paid providers: name → vendor module. Switching vendor is a new module and a new entry here.

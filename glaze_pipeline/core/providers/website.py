@@ -11,14 +11,13 @@ import json
 from collections.abc import Sequence
 
 from glaze_pipeline.core.model.candidates import Attempt
-from glaze_pipeline.core.model.fields import EntityType
+from glaze_pipeline.core.model.fields import SOCIAL_FIELDS, EntityType
 from glaze_pipeline.core.model.provider import Provider, Target
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.storage.cache import scoped_request
 from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
-from glaze_pipeline.core.web.crawler import CrawlOptions
-from glaze_pipeline.core.web.crawler import Target as CrawlTarget
-from glaze_pipeline.core.web.extract.base import SOCIAL_FIELDS
+from glaze_pipeline.core.web.crawl_options import CrawlOptions
+from glaze_pipeline.core.web.crawl_options import Target as CrawlTarget
 from glaze_pipeline.core.web.fetch import OverrideResolver
 
 

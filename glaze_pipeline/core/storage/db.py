@@ -8,9 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-import sqlalchemy
-from alembic import command
-from alembic.config import Config
 from psycopg import sql
 
 from glaze_pipeline.errors import UserFacingError
@@ -93,7 +90,15 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str], rows
 
 
 def migrate(url: str) -> None:
-    """Apply pending migrations; safe to call from many processes at once."""
+    """Apply pending migrations; safe to call from many processes at once.
+
+    SQLAlchemy and alembic are imported here, not at the top: a run or the API imports this module for
+    its connections and never migrates, and the two cost about a second to import.
+    """
+    import sqlalchemy
+    from alembic import command
+    from alembic.config import Config
+
     # A creator accepts any libpq string (URL or key=value, Unix sockets included) exactly as psycopg does.
     engine = sqlalchemy.create_engine(
         "postgresql+psycopg://", creator=lambda: connect(url), poolclass=sqlalchemy.pool.NullPool

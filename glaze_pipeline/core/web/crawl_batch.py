@@ -26,14 +26,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glaze_pipeline.core.model.candidates import Evidence, Found
 from glaze_pipeline.core.model.status import Status
-from glaze_pipeline.core.web.crawler import CrawlOptions, SiteCrawl, Target, crawl_sites
-from glaze_pipeline.core.web.extract import decode_html, extract
+from glaze_pipeline.core.web.crawl_options import CrawlOptions, Target
 from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver, Resolver, system_resolver
-from glaze_pipeline.core.web.page_text import visible_text
+
+if TYPE_CHECKING:  # scrapy (via the crawler) and extraction (extruct) are imported only where a crawl runs
+    from glaze_pipeline.core.web.crawler import SiteCrawl
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ def _resolver(job: BatchJob) -> Resolver:
 
 def site_line(site: SiteCrawl) -> str:
     """The JSON line for one finished company: its status and what extraction found on its pages."""
+    from glaze_pipeline.core.web.extract import decode_html, extract
+    from glaze_pipeline.core.web.page_text import visible_text
+
     found = extract(site.pages, site.url) if site.pages else []
     return json.dumps(
         {
@@ -111,6 +115,8 @@ def site_line(site: SiteCrawl) -> str:
 
 
 def child_main() -> None:
+    from glaze_pipeline.core.web.crawler import crawl_sites
+
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="crawler %(levelname)s %(name)s: %(message)s")
     targets, job = _job_from_json(json.loads(sys.stdin.read()))
     out = sys.stdout

@@ -9,7 +9,8 @@ meta-refresh come back through the handler as new requests, so each hop is resol
 pinned like the first, and a name is resolved once per crawl (`OnceResolver`).
 
 The website provider runs this module in a child process per batch (`core.crawl_batch`); the
-reasons are written there.
+reasons are written there. `CrawlOptions` and `Target` live in `core.web.crawl_options`, so that
+describing a crawl does not import scrapy.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from scrapy.responsetypes import responsetypes
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from glaze_pipeline.core.model.status import Status
+from glaze_pipeline.core.web.crawl_options import CrawlOptions, Target
 from glaze_pipeline.core.web.extract import Page
-from glaze_pipeline.core.web.fetch import FetchPolicy, GuardedFetcher, OnceResolver, Resolver, system_resolver
+from glaze_pipeline.core.web.fetch import GuardedFetcher, OnceResolver, Resolver, system_resolver
 from glaze_pipeline.core.web.site_pages import Link, choose_pages
 
 log = logging.getLogger(__name__)
@@ -42,26 +44,6 @@ log = logging.getLogger(__name__)
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _RATE_LIMIT_CODES = (429, 503)
 ROBOTS_AGENT = "glaze-pipeline"  # the product token robots.txt rules name, from the user agent
-
-
-@dataclass(frozen=True)
-class CrawlOptions:
-    """How hard and how far to crawl; the defaults are the polite production ones."""
-
-    policy: FetchPolicy = field(default_factory=FetchPolicy)
-    max_pages: int = 4  # beyond the homepage
-    concurrency: int = 64  # requests in flight over all sites together
-    per_site: int = 2  # requests in flight to one site
-    start_delay_s: float = 1.0  # AutoThrottle's first delay between requests to one site
-    max_delay_s: float = 10.0
-    retry_after_cap_s: float = 30.0  # a site asking for a longer wait is left as rate_limited
-    obey_robots: bool = True
-
-
-@dataclass(frozen=True)
-class Target:
-    row_key: str
-    url: str
 
 
 @dataclass

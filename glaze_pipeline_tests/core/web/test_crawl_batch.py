@@ -17,7 +17,7 @@ from glaze_pipeline.core.pipeline.stage import run_stage
 from glaze_pipeline.core.providers.website import WebsiteProvider
 from glaze_pipeline.core.storage.cache import connect_cache
 from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
-from glaze_pipeline.core.web.crawler import CrawlOptions, Target
+from glaze_pipeline.core.web.crawl_options import CrawlOptions, Target
 from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver
 from glaze_pipeline_tests.helpers import RoutedSite, html
 

@@ -12,7 +12,8 @@ import brotli
 import pytest
 
 from glaze_pipeline.core.model.status import Status
-from glaze_pipeline.core.web.crawler import CrawlOptions, SiteCrawl, Target, crawl_sites, retry_after_seconds
+from glaze_pipeline.core.web.crawl_options import CrawlOptions, Target
+from glaze_pipeline.core.web.crawler import SiteCrawl, crawl_sites, retry_after_seconds
 from glaze_pipeline.core.web.fetch import Address, FetchPolicy, OverrideResolver, Resolver
 from glaze_pipeline_tests.helpers import RoutedSite, html
 

@@ -18,9 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
-
-import anthropic
+from typing import TYPE_CHECKING, Any, Self
 
 from glaze_pipeline.core.model.candidates import Attempt
 from glaze_pipeline.core.model.fields import CATALOG, EntityType
@@ -30,6 +28,9 @@ from glaze_pipeline.core.providers.llm.evidence import EvidencePack, build_evide
 from glaze_pipeline.core.providers.llm.pricing import Usage, cost_usd, max_call_cost_usd
 from glaze_pipeline.core.providers.llm.tool import SYSTEM_PROMPT, TOOL_NAME, MalformedAnswer, judge_answer, tool_schema
 from glaze_pipeline.core.storage.llm_batches import BatchStore, batch_key
+
+if TYPE_CHECKING:  # the SDK costs ~2 s to import: only a provider with an API key opens a client (`__aenter__`)
+    import anthropic
 
 log = logging.getLogger(__name__)
 MAX_TOKENS_BASE = 64  # the tool call's own framing, before any field
@@ -69,6 +70,8 @@ class LlmProvider(Provider):
 
     async def __aenter__(self) -> Self:
         if self.settings.api_key:
+            import anthropic
+
             self._client = anthropic.AsyncAnthropic(
                 api_key=self.settings.api_key,
                 base_url=self.settings.base_url,
@@ -143,6 +146,8 @@ class LlmProvider(Provider):
 
     async def _single(self, target: Target) -> Attempt:
         assert self._client is not None and self._limit is not None
+        import anthropic  # already loaded by __aenter__
+
         pack = self._pack(target)
         async with self._limit:
             try:
@@ -197,6 +202,8 @@ class LlmProvider(Provider):
     async def _batch(self, targets: Sequence[Target]) -> list[Attempt]:
         """Submit (or find the batch a previous run submitted), wait for it, collect; expired items go single."""
         assert self._client is not None and self.batches is not None
+        import anthropic  # already loaded by __aenter__
+
         packs = {t.row_key: self._pack(t) for t in targets}
         ids = {_custom_id(t.row_key): t for t in targets}
         key = batch_key(self.settings.model, (self.request_key(t) for t in targets))

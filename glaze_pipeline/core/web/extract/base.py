@@ -18,7 +18,7 @@ import lxml.etree
 import lxml.html
 import phonenumbers
 
-from glaze_pipeline.core.model.fields import CATALOG
+from glaze_pipeline.core.model.fields import CATALOG, SOCIAL_FIELDS
 
 EVIDENCE_LIMIT = 300
 # Browsers sniff the charset from the first 1024 bytes; pages in the wild are sloppier, so look further.
@@ -216,16 +216,6 @@ def emails(raw: object, method: str, what: str, ctx: Context) -> Iterator[Clue |
         result = clue("company_email", part.strip(), method, what, ctx)
         if result is not None and is_company_email(result.value):
             yield result
-
-
-SOCIAL_FIELDS = (
-    "company_linkedin",
-    "company_twitter",
-    "company_facebook",
-    "company_instagram",
-    "company_youtube",
-    "company_github",
-)
 
 
 def socials(raw: object, method: str, what: str, ctx: Context) -> Iterator[Clue]:
