@@ -33,8 +33,9 @@ test: setup  ## the test suite, on real PostgreSQL and Redis (embedded unless GL
 test-fast: setup  ## everything but the whole-job runs (marker `slow`): about a minute
 	$(VENV)/bin/pytest -m "not slow"
 
-check-defs: setup  ## the code location loads: every definition under glaze_pipeline/defs/ (dg check defs)
+check-defs: setup  ## both code locations load: every definition under glaze_pipeline/defs/ (dg check defs), and the record location
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/dg check defs
+	DAGSTER_HOME= $(VENV)/bin/dagster definitions validate -m glaze_pipeline.record_definitions
 
 lint: setup
 	$(VENV)/bin/ruff check glaze_pipeline glaze_pipeline_tests bench

@@ -680,9 +680,10 @@ def dev(port: int) -> None:
 
     dagster_instance(s)
     console.print(f"Dagster UI on http://127.0.0.1:{port} · instance {s.dagster_home}")
-    dg = Path(sys.executable).with_name("dg")
-    child = subprocess.Popen(  # noqa: S603 - our own venv's dg, on this project, bound to localhost
-        [str(dg), "dev", "--port", str(port), "--host", "127.0.0.1", "--log-format", "json"],
+    dagster = Path(sys.executable).with_name("dagster")
+    # workspace.yaml lists both code locations: the tables' and the small one for single-record API requests.
+    child = subprocess.Popen(  # noqa: S603 - our own venv's dagster, on this project, bound to localhost
+        [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1", "--log-format", "json"],
         cwd=PACKAGE_DIR.parent,
         # GLAZE_HOME passed on as resolved here, so the UI's processes use this very home.
         env=os.environ | {"DAGSTER_HOME": str(s.dagster_home), "GLAZE_HOME": str(s.home), "VIRTUAL_ENV": sys.prefix},
@@ -691,7 +692,7 @@ def dev(port: int) -> None:
 
 
 def _wait_stopping_on_sigterm(child: subprocess.Popen[bytes]) -> None:
-    """SIGTERM stops `dg dev` as Ctrl-C does (it then stops the webserver, the daemon and the code server);
+    """SIGTERM stops `dagster dev` as Ctrl-C does (it then stops the webserver, the daemon and the code server);
     without this, the terminated CLI would leave them running on the port."""
 
     def forward(signum: int, frame: object) -> None:
@@ -703,7 +704,7 @@ def _wait_stopping_on_sigterm(child: subprocess.Popen[bytes]) -> None:
             try:
                 child.wait()
                 return
-            except KeyboardInterrupt:  # Ctrl-C reached dg dev too (same process group): wait for it to finish
+            except KeyboardInterrupt:  # Ctrl-C reached dagster dev too (same process group): wait for it to finish
                 continue
     finally:
         signal.signal(signal.SIGTERM, previous)

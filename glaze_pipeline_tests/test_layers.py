@@ -31,7 +31,7 @@ CORE_LAYERS: dict[str, set[str]] = {
     },
     "core.aio": set(),
 }
-SHELL_ONLY = ("defs", "definitions", "cli", "terminal", "runner", "api", "sandbox")
+SHELL_ONLY = ("defs", "definitions", "record_defs", "record_definitions", "cli", "terminal", "runner", "api", "sandbox")
 
 
 def module_name(path: Path) -> str:

@@ -16,8 +16,8 @@ import uvicorn
 from glaze_pipeline.api.app import create_app
 from glaze_pipeline.config import settings
 from glaze_pipeline.core.storage.api_keys import create_key
-from glaze_pipeline.defs.requests.sensors import queued_requests_sensor
 from glaze_pipeline.defs.resources import RuntimeResource
+from glaze_pipeline.record_defs.sensors import queued_requests_sensor
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,10 @@ def sensor_tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.S
 
 
 def run_batch(instance: dg.DagsterInstance, run_request: dg.RunRequest) -> dg.ExecuteInProcessResult:
-    """Execute the enrich_record run a sensor requested, in this process, with its config and tags."""
-    from glaze_pipeline.definitions import defs
+    """Execute the enrich_record run a sensor requested, in this process, with its config and tags.
+
+    The job comes from the record code location, as the daemon's run would."""
+    from glaze_pipeline.record_definitions import defs
 
     job = defs.resolve_job_def("enrich_record")
     config = run_request.run_config

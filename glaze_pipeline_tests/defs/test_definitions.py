@@ -1,9 +1,15 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
+import yaml
 
 from glaze_pipeline.config import load_waterfall_order
 from glaze_pipeline.definitions import build_definitions, defs
 from glaze_pipeline.defs.merge.assets import build_merge_assets
 from glaze_pipeline.defs.providers.assets import build_provider_assets, candidates_asset_name
+from glaze_pipeline.record_definitions import LOCATION_NAME
 
 
 def test_definitions_validate_with_every_resource():
@@ -38,3 +44,35 @@ def test_landing_waits_for_the_blocking_check():
     assert spec.blocking
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("enriched_records") in graph.get(dg.AssetKey("landed_records")).parent_keys
+
+
+def test_the_record_location_serves_the_requests_and_the_main_one_does_not():
+    """One place per concept: enrich_record and its sensors live only in the small record location."""
+    from glaze_pipeline.record_definitions import defs as record_defs
+
+    dg.Definitions.validate_loadable(record_defs)
+    assert record_defs.resolve_job_def("enrich_record").executor_def.name == "in_process"
+    record_sensors = {s.name for s in record_defs.get_repository_def().sensor_defs}
+    assert record_sensors == {"queued_requests_sensor", "failed_request_runs_sensor"}
+    assert not {j.name for j in defs.resolve_all_job_defs()} & {"enrich_record"}
+    assert not {s.name for s in defs.get_repository_def().sensor_defs} & record_sensors
+
+
+def test_workspace_lists_both_locations():
+    workspace = yaml.safe_load((Path(__file__).resolve().parents[2] / "workspace.yaml").read_text())
+    modules = {e["python_module"]["module_name"]: e["python_module"]["location_name"] for e in workspace["load_from"]}
+    assert modules == {
+        "glaze_pipeline.definitions": "glaze_pipeline",
+        "glaze_pipeline.record_definitions": LOCATION_NAME,
+    }
+
+
+def test_a_record_run_process_imports_neither_dbt_nor_the_provider_sdks_nor_scrapy():
+    """What an enrich_record run imports before its op starts: none of the heavy libraries it does not use."""
+    probe = (
+        "import sys, glaze_pipeline.record_definitions; "
+        "print(sorted(m for m in ('dagster_dbt', 'dbt', 'anthropic', 'scrapy', 'extruct', 'sqlalchemy', 'alembic')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

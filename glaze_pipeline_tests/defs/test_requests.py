@@ -11,10 +11,10 @@ import pytest
 from glaze_pipeline.core.model.urls import parse_entity
 from glaze_pipeline.core.storage.api_keys import create_key, spent_today
 from glaze_pipeline.core.storage.requests import NewRequest, create_request, get_request
-from glaze_pipeline.defs.requests import jobs as record_jobs
-from glaze_pipeline.defs.requests.jobs import BATCH_TAG, ENRICH_RECORD_JOB
-from glaze_pipeline.defs.requests.sensors import MAX_ATTEMPTS, STALE_AFTER_S, failed_request_runs_sensor
 from glaze_pipeline.defs.resources import RuntimeResource
+from glaze_pipeline.record_defs import jobs as record_jobs
+from glaze_pipeline.record_defs.jobs import BATCH_TAG, ENRICH_RECORD_JOB
+from glaze_pipeline.record_defs.sensors import MAX_ATTEMPTS, STALE_AFTER_S, failed_request_runs_sensor
 from glaze_pipeline.sandbox.apis import ApiSimulator
 from glaze_pipeline_tests.api.live import run_batch, sensor_tick
 
@@ -122,7 +122,7 @@ def test_run_failure_sensor_fails_requests_of_a_run_that_died_without_its_handle
     conn.execute("UPDATE glaze.requests SET status = 'running' WHERE batch_id = %s", (batch,))
     conn.commit()
 
-    from glaze_pipeline.definitions import defs
+    from glaze_pipeline.record_definitions import defs
 
     job = defs.resolve_job_def(ENRICH_RECORD_JOB)
     run = instance.create_run_for_job(job, run_config=batch_config(batch), tags={BATCH_TAG: batch})
@@ -172,7 +172,7 @@ def test_a_run_that_ended_without_finishing_its_requests_gives_them_back(conn, i
     key_id = key(conn)
     request_id = queue(conn, key_id, f"https://co{uuid.uuid4().hex[:8]}.bench.example", ["company_name"])
     batch = sensor_tick(instance).run_requests[0].tags[BATCH_TAG]
-    from glaze_pipeline.definitions import defs
+    from glaze_pipeline.record_definitions import defs
 
     run = instance.create_run_for_job(
         defs.resolve_job_def(ENRICH_RECORD_JOB), run_config=batch_config(batch), tags={BATCH_TAG: batch}

@@ -11,9 +11,9 @@ from glaze_pipeline.core.storage.requests import (
     requeue_batch,
     stale_batches,
 )
-from glaze_pipeline.defs.requests import jobs
-from glaze_pipeline.defs.requests.jobs import BATCH_TAG, ENRICH_RECORD_JOB
 from glaze_pipeline.defs.resources import RuntimeResource
+from glaze_pipeline.record_defs import jobs
+from glaze_pipeline.record_defs.jobs import BATCH_TAG, ENRICH_RECORD_JOB
 
 BATCH_LIMIT = 50  # requests per run: a handful of rows for the waterfall, several ticks' worth under load
 STALE_AFTER_S = 60.0  # a claimed batch with no live run after this long is recovered

@@ -1,1 +1,0 @@
-"""Requests: single-record API requests become small `enrich_record` runs, and no request is left hanging."""
