@@ -165,8 +165,10 @@ def enrich_table_job() -> dg.JobDefinition:
 
 
 def test_table_job_in_the_multiprocess_executor(servers, conn, demo_site, tmp_path):
-    """Each step in its own process, the website step spawning its crawler child: statuses land per row."""
-    hosts = demo_hosts()[:2]
+    """Each step in its own process, the website step spawning its crawler child: statuses land per row.
+
+    Four rows, so the crawl is a child process's (a batch of up to three is crawled in the step's process)."""
+    hosts = demo_hosts()[:3]
     urls = [f"https://{h}" for h in hosts] + ["https://missing-site.example"]
     path = write_table(tmp_path / "multi.csv", urls)
     uploaded = upload_file(conn, path, fields=FIELDS, status=TableStatus.RUNNING)

@@ -139,7 +139,7 @@ def test_enriched_records_materialises_alone_from_parquet_stage_files(servers, c
 
 
 def test_an_unresolvable_host_lands_and_exports_not_found_with_its_reason(servers, conn, tmp_path) -> None:
-    """The website stage really crawls (in its child process) a name that does not resolve; the paid providers
+    """The website stage really crawls (one row: in its own process) a name that does not resolve; the paid providers
     have no keys. The cell says not_found and why, never skipped_no_key; the run says which field no provider fills."""
     order = load_waterfall_order()
     wanted = ["company_name", "company_email", "company_industry"]

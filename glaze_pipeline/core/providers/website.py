@@ -2,7 +2,8 @@
 
 Free and first in the waterfall, so every field it fills correctly is money the
 paid providers do not spend. Each chunk of rows is one crawl batch in a child
-process (`core.crawl_batch`); every row ends with a status, never an exception.
+process (`core.crawl_batch`), or in this process for a chunk of a few rows (a single-record request);
+every row ends with a status, never an exception.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from glaze_pipeline.core.model.fields import SOCIAL_FIELDS, EntityType
 from glaze_pipeline.core.model.provider import Provider, Target
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.storage.cache import scoped_request
-from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
+from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl
 from glaze_pipeline.core.web.crawl_options import CrawlOptions
 from glaze_pipeline.core.web.crawl_options import Target as CrawlTarget
 from glaze_pipeline.core.web.fetch import OverrideResolver
@@ -63,7 +64,7 @@ class WebsiteProvider(Provider):
 
     async def enrich(self, targets: Sequence[Target]) -> list[Attempt]:
         crawl_targets = [CrawlTarget(t.row_key, t.normalized_url) for t in targets]
-        results, stats = await crawl_in_child(crawl_targets, self.job)
+        results, stats = await crawl(crawl_targets, self.job)
         self.pages_fetched += stats.pages
         attempts = []
         for result in results:

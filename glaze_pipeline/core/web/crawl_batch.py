@@ -11,6 +11,15 @@ Why a child process per batch, rather than scrapy inside the Dagster step's own 
 The price is one interpreter start per batch (~0.6 s of CPU for 200 companies), measured in
 bench/crawl_throughput.py.
 
+A batch of at most `IN_PROCESS_MAX_SITES` companies (a single-record API request, a tiny table) is
+crawled in the calling process instead (`crawl_in_process`): there the interpreter start, which imports
+scrapy and the extractors again, is most of the batch's time. It is the same crawl through the same
+guarded fetch path (`core.web.fetch`), the same page choice, and the same extraction and JSON line per
+company, read back the same way, so its results are identical. The trade-off: no crash isolation for
+those few rows. A parser segfault or the OOM killer then takes the calling process (the step, or the
+record run, whose run-failure sensor fails its requests with the reason) instead of one batch's rows;
+scrapy runs reactorless, so a crawl leaves no reactor or signal handlers behind.
+
 Protocol: the parent writes one JSON job to the child's stdin; the child writes one JSON line
 per company as soon as it is done, then a last line with `"done": true` and its statistics.
 """
@@ -39,6 +48,7 @@ if TYPE_CHECKING:  # scrapy (via the crawler) and extraction (extruct) are impor
 log = logging.getLogger(__name__)
 
 MODULE = "glaze_pipeline.core.web.crawl_batch"
+IN_PROCESS_MAX_SITES = 3  # up to this many companies, a batch is crawled in the calling process
 _LINE_LIMIT = 64 * 1024 * 1024  # one company's candidates never come near this
 
 
@@ -153,6 +163,54 @@ def _result_of(line: dict[str, Any]) -> SiteResult:
         fetched_at=datetime.fromisoformat(line["fetched_at"]) if line.get("fetched_at") else None,
         evidence=tuple(Evidence(str(url), str(text)) for url, text in line.get("evidence", [])),
     )
+
+
+async def crawl(targets: Sequence[Target], job: BatchJob) -> tuple[list[SiteResult], BatchStats]:
+    """Crawl `targets`: a few in this process, more in a child process. One SiteResult per target, in order."""
+    if len(targets) <= IN_PROCESS_MAX_SITES:
+        return await crawl_in_process(targets, job)
+    return await crawl_in_child(targets, job)
+
+
+async def crawl_in_process(targets: Sequence[Target], job: BatchJob) -> tuple[list[SiteResult], BatchStats]:
+    """The child's crawl in this process, for a few targets: each site goes through `site_line` and back
+    through `_result_of` exactly as the child's lines do, so both paths answer alike."""
+    from glaze_pipeline.core.web.crawler import crawl_sites
+
+    stats = BatchStats()
+    if not targets:
+        return [], stats
+    results: dict[str, SiteResult] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + job.deadline_s
+
+    def on_site(site: SiteCrawl) -> None:
+        if loop.time() >= deadline:  # closing after the deadline: like a killed child, these rows time out
+            return
+        stats.pages += len(site.pages)
+        result = _result_of(json.loads(site_line(site)))
+        results.setdefault(result.row_key, result)
+
+    unfinished = (Status.PROVIDER_ERROR, "the crawl ended before this row was done")
+    try:
+        async with asyncio.timeout_at(deadline):
+            scrapy_stats = await crawl_sites(targets, job.options, on_site, _resolver(job))
+        stats.extra = {
+            "requests": scrapy_stats.get("downloader/request_count", 0),
+            "robots": scrapy_stats.get("robotstxt/request_count", 0),
+        }
+    except TimeoutError:
+        pass  # scrapy may also end quietly when cancelled: the clock below decides either way
+    except Exception as exc:  # what a dying child would cost: the unfinished rows, never the step
+        log.warning("in-process crawl failed: %s: %s", type(exc).__name__, exc)
+        unfinished = (Status.PROVIDER_ERROR, f"the crawl failed: {type(exc).__name__}")
+    if loop.time() >= deadline:
+        unfinished = (Status.TIMEOUT, f"the crawl batch did not finish within {job.deadline_s:.0f}s")
+    stats.sites = len(results)
+    for target in targets:
+        if target.row_key not in results:
+            results[target.row_key] = SiteResult(target.row_key, *unfinished)
+    return [results[t.row_key] for t in targets], stats
 
 
 async def crawl_in_child(targets: Sequence[Target], job: BatchJob) -> tuple[list[SiteResult], BatchStats]:

@@ -1,4 +1,4 @@
-"""The website provider end to end: crawl batches in a child process, one attempt with a status per row."""
+"""The website provider end to end: crawl batches in a child process (a few rows in process), one status per row."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.stage import run_stage
 from glaze_pipeline.core.providers.website import WebsiteProvider
 from glaze_pipeline.core.storage.cache import connect_cache
-from glaze_pipeline.core.web.crawl_batch import BatchJob, crawl_in_child
+from glaze_pipeline.core.web.crawl_batch import IN_PROCESS_MAX_SITES, BatchJob, crawl, crawl_in_child, crawl_in_process
 from glaze_pipeline.core.web.crawl_options import CrawlOptions, Target
 from glaze_pipeline.core.web.fetch import FetchPolicy, OverrideResolver
+from glaze_pipeline.sandbox.sites import DEMO_SITES, SiteServer, demo_hosts, directory_pages
 from glaze_pipeline_tests.helpers import RoutedSite, html
 
 if TYPE_CHECKING:
@@ -127,3 +128,38 @@ def test_a_page_fetched_through_a_pin_is_not_served_from_the_cache_to_a_run_with
     assert plain.request_key(row) != pinned.request_key(row)
     key = cache.key(plain.name, plain.version, plain.request_key(row))
     assert cache.get_many([key]) == {}  # a run without the pin would fetch for itself, not read the pinned page
+
+
+def test_a_small_batch_crawled_in_process_answers_exactly_as_the_child_does() -> None:
+    """The in-process path (a single-record request) against the child, on every demo site: same results."""
+    with SiteServer(directory_pages(DEMO_SITES)) as server:
+        hosts = demo_hosts()
+        options = CrawlOptions(policy=FetchPolicy(allowed_networks=("127.0.0.1/32",)), start_delay_s=0)
+        job = BatchJob(options, resolve_overrides=server.resolve_spec(hosts), system_dns=False, deadline_s=60)
+        batch = [Target(host, f"https://{host}/") for host in hosts]
+        in_child, stats = asyncio.run(crawl_in_child(batch, job))  # one child for all of them
+        assert stats.exit_code == 0
+        for target, b in zip(batch, in_child, strict=True):
+            (a,), _ = asyncio.run(crawl_in_process([target], job))
+            assert a.status == b.status == Status.FILLED, target.url
+            assert (a.found, a.pages, a.evidence, a.detail) == (b.found, b.pages, b.evidence, b.detail), target.url
+            assert a.found, target.url
+
+
+def test_only_a_few_sites_skip_the_child(site: RoutedSite) -> None:
+    options = CrawlOptions(policy=FetchPolicy(allowed_networks=("127.0.0.1/32",)), start_delay_s=0)
+    job = BatchJob(options, resolve_overrides=f"*.site.example=127.0.0.1:{site.port}", system_dns=False)
+    few = [Target(n, f"https://{n}.site.example/") for n in ("ok", "empty", "missing")[:IN_PROCESS_MAX_SITES]]
+    results, stats = asyncio.run(crawl(few, job))
+    assert stats.exit_code is None  # no child was started
+    assert [r.status for r in results][:1] == [Status.FILLED]
+    many = [Target(f"{i}", "https://ok.site.example/") for i in range(IN_PROCESS_MAX_SITES + 1)]
+    results, stats = asyncio.run(crawl(many, job))
+    assert stats.exit_code == 0 and {r.status for r in results} == {Status.FILLED}
+
+
+def test_an_in_process_batch_over_its_deadline_ends_as_timeout_rows(site: RoutedSite) -> None:
+    options = CrawlOptions(policy=FetchPolicy(allowed_networks=("127.0.0.1/32",), timeout_s=30), start_delay_s=0)
+    job = BatchJob(options, resolve_overrides=f"*.site.example=127.0.0.1:{site.port}", system_dns=False, deadline_s=1)
+    results, _ = asyncio.run(crawl_in_process([Target("slow", "http://slow.site.example/")], job))
+    assert [(r.row_key, r.status) for r in results] == [("slow", Status.TIMEOUT)]
