@@ -25,7 +25,7 @@ from glaze_pipeline.core.intake.export import export_frame, write_export
 from glaze_pipeline.core.intake.tables import TableStatus, table_info
 from glaze_pipeline.core.intake.uploads import Uploaded, upload_file
 from glaze_pipeline.core.model.urls import Entity
-from glaze_pipeline.core.pipeline.record import cached_record
+from glaze_pipeline.core.pipeline.record import CachedRecords
 from glaze_pipeline.core.pipeline.runtime import Runtime, connect_runtime
 from glaze_pipeline.core.providers.limiter import Limits, RateLimiter
 from glaze_pipeline.core.storage.api_keys import ApiKey, authenticate, key_by_id
@@ -49,6 +49,7 @@ class Service:
         url = self.runtime.redis_url
         self.redis = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5) if url else None
         self._limiters: dict[str, RateLimiter] = {}
+        self.cached_records = CachedRecords()  # a hit asked again: one MGET instead of the whole cache walk
         self._cache_checked = time.monotonic()
         self.uploads = settings.home / "uploads"
         # One upload cap for every way in (GLAZE_MAX_UPLOAD_MB); the body may add a little multipart framing.
@@ -92,7 +93,7 @@ class Service:
     ) -> EnrichRequest:
         """Answer from the cache when every stage is there (completed at once), else queue it for the sensor."""
         providers = [self.runtime.provider(name) for name in self.settings.waterfall_order]
-        answered = cached_record(self._cache(), providers, entity, wanted, self.settings.min_confidence)
+        answered = self.cached_records.answer(self._cache(), providers, entity, wanted, self.settings.min_confidence)
         new = NewRequest(
             key.key_id,
             entity.input_url,

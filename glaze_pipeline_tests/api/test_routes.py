@@ -20,6 +20,8 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from glaze_pipeline.api.service import MULTIPART_FRAMING_BYTES
+from glaze_pipeline.core.model.urls import parse_entity
+from glaze_pipeline.core.pipeline.record import CachedRecords, cached_record, walk_cache
 from glaze_pipeline.core.storage.api_keys import revoke_key
 from glaze_pipeline.sandbox.sites import SiteServer, synthetic_pages
 from glaze_pipeline_tests.api.live import ApiServer, api_server, new_key, run_batch, sensor_tick
@@ -221,6 +223,46 @@ def test_cache_hit_answers_200_at_once_with_no_run(api, conn, token, instance):
     assert body["data"]["company_name"]["value"] == title(url)
     assert sensor_tick(instance).run_requests == []
     assert len(instance.get_runs()) == runs_before
+
+
+def test_a_remembered_hit_answers_exactly_as_the_full_cache_walk(api, conn, token, instance):
+    """The API remembers a hit's cache walk; asked again, it answers from memory only while every cache entry
+    the walk read is unchanged, and then it answers exactly what the full walk answers."""
+    url, fields = host(), ["company_name", "company_email", "company_industry"]
+    with api.client(token) as client:
+        enrich(client, url, fields)
+        run_batch(instance, sensor_tick(instance).run_requests[0])
+    svc = api.server.config.app.state.service
+    cache, entity, floor = svc.runtime.cache, parse_entity(url), svc.settings.min_confidence
+    providers = [svc.runtime.provider(n) for n in svc.settings.waterfall_order]
+    memory = CachedRecords()
+
+    def both(wanted: list[str] = fields) -> tuple[dict | None, dict | None]:
+        return memory.answer(cache, providers, entity, wanted, floor), cached_record(
+            cache, providers, entity, wanted, floor
+        )
+
+    remembered, full = both()
+    assert full is not None and remembered == full and memory.reused == 0
+    again, full = both()
+    assert again == full and memory.reused == 1  # from memory, the same answer
+    narrower, full = both(["company_name"])
+    assert narrower == full and memory.reused == 1  # other fields: another walk
+
+    # An entry the walk read changes: memory is not used, and the answer follows the cache.
+    walk = walk_cache(cache, providers, entity, fields, floor)
+    website_key = next(k for k in walk.keys if ":website:" in k)
+    payload = json.loads(walk.found[website_key])
+    payload["found"] = [[f, "Renamed Co" if f == "company_name" else v, c, e] for f, v, c, e in payload["found"]]
+    assert cache.client is not None
+    cache.client.set(website_key, json.dumps(payload).encode(), keepttl=True)
+    changed, full = both()
+    assert changed == full and changed != remembered and memory.reused == 1
+    assert changed is not None and changed["data"]["company_name"]["value"] == "Renamed Co"
+    assert both() == (full, full) and memory.reused == 2
+
+    cache.client.delete(website_key)  # expired: the run would crawl again, so it is a miss both ways
+    assert both() == (None, None) and memory.reused == 2
 
 
 def test_wait_holds_the_post_until_the_result(api, conn, token, instance):

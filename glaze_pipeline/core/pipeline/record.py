@@ -7,10 +7,13 @@ it answers when every stage the run would call is already in the cache, and says
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -48,27 +51,101 @@ def cached_record(
     cache: ProviderCache, providers: Sequence[Provider], entity: Entity, wanted: Sequence[str], min_confidence: int
 ) -> dict[str, Any] | None:
     """The request's result from the cache alone, or None when any stage would have to ask its provider."""
+    return walk_cache(cache, providers, entity, wanted, min_confidence).result
+
+
+@dataclass(frozen=True)
+class CacheWalk:
+    """One cache-only walk: its answer (None: a miss), every cache entry it read, and whether it may be reused."""
+
+    result: dict[str, Any] | None
+    keys: tuple[str, ...] = ()
+    found: dict[str, bytes] = field(default_factory=dict)
+    reusable: bool = False
+
+
+def walk_cache(
+    cache: ProviderCache, providers: Sequence[Provider], entity: Entity, wanted: Sequence[str], min_confidence: int
+) -> CacheWalk:
+    """The cache-only walk: every stage the run would call, from the cache; a miss as soon as one would ask."""
     if not cache.available:
-        return None
+        return CacheWalk(None)
     row = (entity.row_key, entity.input_url, entity.normalized_url, entity.entity_type.value)
     work = record_work("api", [row], wanted)
     frames: list[pl.DataFrame] = []
+    read: dict[str, bytes] = {}
+    keys_read: list[str] = []
+    reusable = True
     for provider in providers:
         targets = work.targets(provider, frames, min_confidence)
         if not targets:
             continue
         keys = {t.row_key: cache.key(provider.name, provider.version, provider.request_key(t)) for t in targets}
         found = cache.get_many(list(keys.values()))
+        keys_read += keys.values()
+        read |= found
         missing = [k for k, key in keys.items() if key not in found]
         if missing and not provider.unavailable:
-            return None
+            return CacheWalk(None)
         attempts = [decode_attempt(k, found[key]) for k, key in keys.items() if key in found]
+        # A value with no fetch time would be stamped with this walk's time: such an answer is not reused.
+        reusable = reusable and all(a.fetched_at is not None for a in attempts if a.found)
         # A provider without its key is skipped by the run too: its gaps would end as skipped_no_key.
         attempts += [Attempt(k, (), Status.SKIPPED_NO_KEY, detail=provider.unavailable or "") for k in missing]
         frames.append(attempts_to_frame(attempts, provider.name, wanted))
     order = [p.name for p in providers]
     records = checked_records(work, frames, order)
-    return record_result(records.row(0, named=True), {})
+    return CacheWalk(record_result(records.row(0, named=True), {}), tuple(keys_read), read, reusable)
+
+
+class CachedRecords:
+    """The cache-only walk with a memory: a hit asked again costs one MGET instead of the walk through polars.
+
+        The walk is a function of the entity, the wanted fields, the confidence floor, the providers (name,
+        version, whether they are available) and the cache entries it reads; each stage's keys depend only on
+        what the stages before it read. So when one MGET of the keys a remembered walk read finds exactly the
+        bytes it found then (no entry changed, none expired, none appeared), the walk would read the same keys
+        and answer the same: the remembered answer is returned. Anything else walks again. Misses are never
+        remembered. The providers' configuration must stay the same for the memory's lifetime (the API reads
+    its settings once): it decides their request keys.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._walks: OrderedDict[tuple[object, ...], CacheWalk] = OrderedDict()
+        self._lock = threading.Lock()  # the API calls this from its thread pool
+        self.reused = 0  # answers given from memory
+
+    def answer(
+        self,
+        cache: ProviderCache,
+        providers: Sequence[Provider],
+        entity: Entity,
+        wanted: Sequence[str],
+        min_confidence: int,
+    ) -> dict[str, Any] | None:
+        """What `cached_record` answers, from memory when the cache entries it read are unchanged."""
+        if not cache.available:
+            return None
+        name = (entity.row_key, entity.input_url, entity.normalized_url, entity.entity_type.value, tuple(wanted))
+        memo = (*name, min_confidence, tuple((p.name, p.version, p.unavailable) for p in providers))
+        with self._lock:
+            known = self._walks.get(memo)
+        if known is not None and known.result is not None and cache.get_many(list(known.keys)) == known.found:
+            with self._lock:
+                self._walks.move_to_end(memo)
+                self.reused += 1
+            return copy.deepcopy(known.result)
+        walk = walk_cache(cache, providers, entity, wanted, min_confidence)
+        with self._lock:
+            if walk.result is not None and walk.reusable:
+                self._walks[memo] = walk
+                self._walks.move_to_end(memo)
+                while len(self._walks) > self.max_entries:
+                    self._walks.popitem(last=False)
+            else:
+                self._walks.pop(memo, None)
+        return copy.deepcopy(walk.result)
 
 
 # --- the run (the enrich_record job) ---------------------------------------------------------------
