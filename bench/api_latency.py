@@ -40,6 +40,7 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     dequeue_interval_seconds: 1
+    dequeue_use_threads: true
 sensors:
   use_threads: true
   num_workers: 4

@@ -33,7 +33,8 @@ run_monitoring:
   enabled: true
   start_timeout_seconds: 180
 # The requests sensor listens within its tick (GLAZE_REQUESTS_WAIT_S): sensors run side by side, and
-# queued runs start within a second, so an API request waits for neither.
+# queued runs are dequeued every second (the shortest interval Dagster takes) and launched side by side,
+# so an API request's run waits neither for a tick nor behind another run's launch.
 sensors:
   use_threads: true
   num_workers: 4
@@ -42,6 +43,7 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     dequeue_interval_seconds: 1
+    dequeue_use_threads: true
 """
 _CLI_INSTANCE_YAML = """\
 # Written by glaze: the instance in the folder above, as `glaze enrich` uses it for its in-process runs.
