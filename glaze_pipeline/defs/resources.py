@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
@@ -14,9 +15,10 @@ from pydantic import PrivateAttr, field_validator
 
 from glaze_pipeline import logs
 from glaze_pipeline.config import dollars, settings
-from glaze_pipeline.core.intake.lifecycle import Heartbeat
 from glaze_pipeline.core.pipeline.runtime import BudgetLimits, Runtime, connect_runtime
-from glaze_pipeline.defs.refresh.resources import RefreshResource
+
+if TYPE_CHECKING:  # table runs only: the record location (single-record runs) does not import them
+    from glaze_pipeline.core.intake.lifecycle import Heartbeat
 
 TABLES = dg.DynamicPartitionsDefinition(name="tables")
 PROGRESS_EVERY_S = 2.0
@@ -54,6 +56,8 @@ class RuntimeResource(dg.ConfigurableResource):
         run = context.dagster_run
         table_id = run.tags.get("dagster/partition") if run is not None else None
         if run is not None and table_id:  # while this process works on the table, it says so (lost-run check)
+            from glaze_pipeline.core.intake.lifecycle import Heartbeat
+
             every_s = self._runtime.settings.run_lost_after_s / 6
             self._heartbeat = Heartbeat(self._runtime.database_url, table_id, run.run_id, every_s)
 
@@ -163,6 +167,8 @@ def json_console(init_context: dg.InitLoggerContext) -> logging.Logger:
 
 def resources() -> dict[str, object]:
     """Every resource the code location binds; tests and the CLI override single entries."""
+    from glaze_pipeline.defs.refresh.resources import RefreshResource
+
     return {
         "runtime": RuntimeResource(),
         "budget": BudgetResource(),

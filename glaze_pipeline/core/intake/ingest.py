@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from glaze_pipeline.config import UploadLimits
@@ -359,6 +358,8 @@ def _read_parquet(path: Path, limits: UploadLimits) -> tuple[list[str], pl.DataF
 
 def _check_parquet_size(path: Path, limits: UploadLimits) -> None:
     """Rows and decompressed bytes from the file's footer, before any page is decoded (a small file can unpack huge)."""
+    import duckdb  # only Parquet uploads need it; a run's process (and the API) imports this module without it
+
     _check_size(path.name, path.stat().st_size, limits)
     try:
         with duckdb.connect() as con:
