@@ -6,8 +6,10 @@ Then, one request at a time:
 
 - misses: `POST /v1/enrich?wait=60` for sites nobody asked about → sensor → run → result; where the time
   goes comes from the request's own timestamps (queued → claimed by the sensor → run started → steps done
-  → written back);
-- hits: the same URLs again, answered from the cache with no run, beside `GET /healthz` (the HTTP floor).
+  → written back), and the CPU seconds the run's process used before its op (`launch_cpu`: interpreter,
+  code location, run set-up) and in its steps (`steps_cpu`), which a busy machine does not inflate;
+- hits: the same URLs again, answered from the cache with no run, beside `GET /healthz` (the HTTP floor);
+  each URL's first hit (the full cache walk) is counted apart from the repeats (remembered by the API).
 
 Goals (the reference design): hit p50 < 10 ms, miss p50 < 5 s. Nothing is written to the repo; the
 database and Redis keys it makes are dropped at the end.
@@ -84,12 +86,15 @@ def breakdown(conn: Any, request_id: str) -> dict[str, float]:
     row = conn.execute(
         """SELECT extract(epoch FROM launched_at - created_at), extract(epoch FROM started_at - launched_at),
                   (timings ->> 'steps_s')::float8, extract(epoch FROM finished_at - started_at),
-                  extract(epoch FROM finished_at - created_at)
+                  extract(epoch FROM finished_at - created_at),
+                  (timings ->> 'launch_cpu_s')::float8, (timings ->> 'steps_cpu_s')::float8
            FROM glaze.requests WHERE request_id = %s""",
         (uuid.UUID(request_id),),
     ).fetchone()
-    sensor, launch, steps, run, total = (float(v or 0) for v in row)
-    return {"sensor_wait": sensor, "run_launch": launch, "steps": steps, "write_back": run - steps, "total": total}
+    sensor, launch, steps, run, total, launch_cpu, steps_cpu = (float(v or 0) for v in row)
+    parts = {"sensor_wait": sensor, "run_launch": launch, "steps": steps, "write_back": run - steps, "total": total}
+    # CPU seconds of the run's process before its op and during the steps: what load does not inflate.
+    return parts | {"launch_cpu": launch_cpu, "steps_cpu": steps_cpu}
 
 
 def main() -> None:
@@ -196,14 +201,15 @@ def measure(api: str, key: str, database_url: str, args: argparse.Namespace) -> 
             miss_s.append(elapsed)
             with psycopg.connect(database_url) as conn:
                 parts.append(breakdown(conn, body["request_id"]))
-        floor_s, hit_s = [], []
+        floor_s, hit_s, first_hit_s = [], [], []
         for i in range(args.hits):
             started = time.perf_counter()
             client.get("/healthz")
             floor_s.append(time.perf_counter() - started)
             started = time.perf_counter()
             answer = client.post("/v1/enrich", json={"url": urls[i % len(urls)], "fields": fields})
-            hit_s.append(time.perf_counter() - started)
+            # A URL's first hit walks the cache (gap analysis, MGETs, merge, checks); later ones are remembered.
+            (first_hit_s if i < len(urls) else hit_s).append(time.perf_counter() - started)
             if answer.status_code != 200 or not answer.json()["cache_hit"]:
                 raise SystemExit(f"hit {i} was not a cache hit: {answer.status_code}")
 
@@ -214,6 +220,7 @@ def measure(api: str, key: str, database_url: str, args: argparse.Namespace) -> 
     print(f"{'':<28}{'n':>6}{'p50 ms':>11}{'p95 ms':>11}{'max ms':>11}")
     row("GET /healthz (HTTP floor)", floor_s)
     row("POST /v1/enrich, cache hit", hit_s)
+    row("  the URL's first hit", first_hit_s)
     row("POST /v1/enrich, miss", miss_s)
     print("\nwhere a miss's time goes (median of each part, s):")
     medians = {part: statistics.median(p[part] for p in parts) for part in parts[0]}
@@ -224,6 +231,7 @@ def measure(api: str, key: str, database_url: str, args: argparse.Namespace) -> 
         "hits": len(hit_s),
         "hit_p50_ms": round(pct(hit_s, 0.5) * 1000, 2),
         "hit_p95_ms": round(pct(hit_s, 0.95) * 1000, 2),
+        "first_hit_p50_ms": round(pct(first_hit_s, 0.5) * 1000, 2),
         "floor_p50_ms": round(pct(floor_s, 0.5) * 1000, 2),
         "misses": len(miss_s),
         "miss_p50_s": round(pct(miss_s, 0.5), 3),
