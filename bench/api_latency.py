@@ -201,7 +201,9 @@ def measure(api: str, key: str, database_url: str, args: argparse.Namespace) -> 
             miss_s.append(elapsed)
             with psycopg.connect(database_url) as conn:
                 parts.append(breakdown(conn, body["request_id"]))
-        floor_s, hit_s, first_hit_s = [], [], []
+        floor_s: list[float] = []
+        hit_s: list[float] = []
+        first_hit_s: list[float] = []
         for i in range(args.hits):
             started = time.perf_counter()
             client.get("/healthz")
