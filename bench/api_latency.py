@@ -214,6 +214,17 @@ def measure(api: str, key: str, database_url: str, args: argparse.Namespace) -> 
             (first_hit_s if i < len(urls) else hit_s).append(time.perf_counter() - started)
             if answer.status_code != 200 or not answer.json()["cache_hit"]:
                 raise SystemExit(f"hit {i} was not a cache hit: {answer.status_code}")
+    return report(floor_s, hit_s, first_hit_s, miss_s, parts)
+
+
+def report(
+    floor_s: list[float],
+    hit_s: list[float],
+    first_hit_s: list[float],
+    miss_s: list[float],
+    parts: list[dict[str, float]],
+) -> dict[str, Any]:
+    """The human table, and the figures for the final JSON line."""
 
     def row(name: str, values: list[float]) -> None:
         p50, p95, top = (1000 * v for v in (pct(values, 0.5), pct(values, 0.95), max(values)))
