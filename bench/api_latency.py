@@ -135,20 +135,7 @@ def main() -> None:
             proc, url = simulator(vendor)
             procs.append(proc)
             env |= {f"GLAZE_{vendor.upper()}_BASE_URL": url, f"GLAZE_{vendor.upper()}_API_KEY": "sim-key"}
-        (home / "dagster").mkdir(parents=True, exist_ok=True)
-        (home / "dagster" / "dagster.yaml").write_text(DAEMON_YAML)
-        api_port = free_port()
-        bin_dir = Path(sys.executable).parent
-        logs = {name: (home / f"{name}.log").open("w") for name in ("api", "daemon")}
-        print(f"logs: {home}/api.log, {home}/daemon.log", file=sys.stderr)
-        api_cmd = [str(bin_dir / "glaze"), "api", "--port", str(api_port)]
-        procs.append(subprocess.Popen(api_cmd, env=env, stdout=logs["api"], stderr=subprocess.STDOUT, text=True))
-        daemon_cmd = [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]
-        cwd = Path(__file__).resolve().parents[1]
-        procs.append(
-            subprocess.Popen(daemon_cmd, env=env, cwd=cwd, stdout=logs["daemon"], stderr=subprocess.STDOUT, text=True)
-        )
-        api = f"http://127.0.0.1:{api_port}"
+        api = start_api_and_daemon(home, env, procs)
         wait_until_up(f"{api}/healthz")
         with db.connect(database_url) as conn:
             _, key = create_key(conn, "bench", rate_per_min=1_000_000, burst=100_000)
@@ -163,17 +150,44 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         site.stop()
-        with psycopg.connect(psycopg.conninfo.make_conninfo(base, dbname="postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
-        import redis
-
-        client = redis.Redis.from_url(settings().redis_url or services.ensure_redis(settings()))
-        keys = list(client.scan_iter(match=env["GLAZE_REDIS_PREFIX"] + "*", count=1000))
-        if keys:
-            client.delete(*keys)
+        clean_up(base, bench_db, env["GLAZE_REDIS_PREFIX"])
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     report["load_avg_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(report))
+
+
+def start_api_and_daemon(home: Path, env: dict[str, str], procs: list[subprocess.Popen[str]]) -> str:
+    """`glaze api` and the Dagster daemon (both code locations of workspace.yaml) as subprocesses; the API's URL."""
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    (home / "dagster" / "dagster.yaml").write_text(DAEMON_YAML)
+    api_port = free_port()
+    bin_dir = Path(sys.executable).parent
+    logs = {name: (home / f"{name}.log").open("w") for name in ("api", "daemon")}
+    print(f"logs: {home}/api.log, {home}/daemon.log", file=sys.stderr)
+    api_cmd = [str(bin_dir / "glaze"), "api", "--port", str(api_port)]
+    procs.append(subprocess.Popen(api_cmd, env=env, stdout=logs["api"], stderr=subprocess.STDOUT, text=True))
+    daemon_cmd = [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+    cwd = Path(__file__).resolve().parents[1]
+    procs.append(
+        subprocess.Popen(daemon_cmd, env=env, cwd=cwd, stdout=logs["daemon"], stderr=subprocess.STDOUT, text=True)
+    )
+    return f"http://127.0.0.1:{api_port}"
+
+
+def clean_up(base_url: str, bench_db: str, redis_prefix: str) -> None:
+    """Drop the bench's database and its Redis keys."""
+    import psycopg
+    import redis
+
+    from glaze_pipeline.config import settings
+    from glaze_pipeline.core.storage import services
+
+    with psycopg.connect(psycopg.conninfo.make_conninfo(base_url, dbname="postgres"), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+    client = redis.Redis.from_url(settings().redis_url or services.ensure_redis(settings()))
+    keys = list(client.scan_iter(match=redis_prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 def measure(api: str, key: str, database_url: str, args: argparse.Namespace) -> dict[str, Any]:
