@@ -89,12 +89,30 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: Sequence[str], rows
             copy.write_row(row)
 
 
+def head_revision() -> str:
+    """The newest migration's revision: each revision is its file's number, in one chain (test_db checks both)."""
+    return max(p.name[:4] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*.py"))
+
+
+def at_head(url: str) -> bool:
+    """Whether the database's glaze schema is already at the newest migration (one query, no alembic)."""
+    with connect(url) as conn:
+        row = conn.execute("SELECT to_regclass('glaze.alembic_version') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return False
+        version = conn.execute("SELECT version_num FROM glaze.alembic_version").fetchone()
+    return version is not None and version[0] == head_revision()
+
+
 def migrate(url: str) -> None:
     """Apply pending migrations; safe to call from many processes at once.
 
-    SQLAlchemy and alembic are imported here, not at the top: a run or the API imports this module for
-    its connections and never migrates, and the two cost about a second to import.
+    Every run's process calls this when it opens its runtime. At head (nearly always), one query says
+    so and SQLAlchemy and alembic are never imported (about a second of a run's start); otherwise they
+    are imported here and alembic upgrades under an advisory lock.
     """
+    if at_head(url):
+        return
     import sqlalchemy
     from alembic import command
     from alembic.config import Config

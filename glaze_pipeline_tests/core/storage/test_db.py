@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 from alembic.script import ScriptDirectory
 
 from glaze_pipeline.core.model.fields import FIELD_NAMES
@@ -20,6 +23,19 @@ def test_migrate_is_idempotent_and_at_head(servers):
     db.migrate(servers.database_url)
     scripts = ScriptDirectory(str(db.MIGRATIONS_DIR))
     assert db.current_revision(servers.database_url) == scripts.get_current_head()
+
+
+def test_migrate_at_head_asks_one_query_and_imports_no_alembic(servers):
+    """A run's process migrates when it starts: at head that must not cost SQLAlchemy's and alembic's import."""
+    db.migrate(servers.database_url)
+    assert db.at_head(servers.database_url)
+    assert db.head_revision() == ScriptDirectory(str(db.MIGRATIONS_DIR)).get_current_head()
+    probe = (
+        "import sys; from glaze_pipeline.core.storage import db; db.migrate(sys.argv[1]); "
+        "print(sorted(m for m in ('alembic', 'sqlalchemy') if m in sys.modules))"
+    )
+    command = [sys.executable, "-c", probe, servers.database_url]
+    assert subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
 def test_migrations_form_one_numbered_chain():
