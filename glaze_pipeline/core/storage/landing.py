@@ -162,12 +162,11 @@ def _costs_from_ledger(conn: psycopg.Connection, table_id: str, row_keys: list[s
 def _add_field_values(
     conn: psycopg.Connection, table_id: str, trail: pl.DataFrame, row_keys: list[str], decided: Collection[str]
 ) -> int:
-    """The audit trail: every candidate once; the `chosen` mark and the reason follow the latest decision."""
-    conn.execute(
-        "UPDATE glaze.field_values SET chosen = false, reason = 'chosen by an earlier run: ' || coalesce(reason, '')"
-        " WHERE table_id = %s AND chosen AND row_key = ANY(%s) AND field = ANY(%s)",
-        (table_id, row_keys, list(decided)),
-    )
+    """The audit trail: every candidate once; the `chosen` mark and the reason follow the latest decision.
+
+    A row whose mark and reason did not change is not rewritten (a cached re-run lands the same trail again):
+    only the marks this landing moves are cleared, and the upsert touches only rows that differ.
+    """
     cols = _ids(("table_id", *AUDIT_COLUMNS))
     create = "CREATE TEMP TABLE stage_values ON COMMIT DROP AS SELECT {} FROM glaze.field_values WITH NO DATA"
     conn.execute(sql.SQL(create).format(cols))
@@ -177,6 +176,16 @@ def _add_field_values(
         ("table_id", *AUDIT_COLUMNS),
         [(table_id, *r) for r in trail.select(AUDIT_COLUMNS).iter_rows()],
     )
+    # A mark this landing sets again stays as it is; every other chosen mark of a decided field is cleared.
+    conn.execute(
+        """UPDATE glaze.field_values f
+           SET chosen = false, reason = 'chosen by an earlier run: ' || coalesce(f.reason, '')
+           WHERE f.table_id = %s AND f.chosen AND f.row_key = ANY(%s) AND f.field = ANY(%s)
+             AND NOT EXISTS (SELECT 1 FROM stage_values s
+                             WHERE s.chosen AND s.row_key = f.row_key AND s.field = f.field AND s.source = f.source
+                               AND s.fetched_at = f.fetched_at AND md5(s.value) = f.value_md5)""",
+        (table_id, row_keys, list(decided)),
+    )
     key = _ids(_AUDIT_KEY)
     distinct = sql.SQL("table_id, row_key, field, source, fetched_at, md5(value)")
     # One row per key (a value found twice in one fetch), the chosen one first; an existing row keeps its cost.
@@ -185,6 +194,7 @@ def _add_field_values(
             """INSERT INTO glaze.field_values AS f ({cols})
                SELECT DISTINCT ON ({distinct}) {cols} FROM stage_values ORDER BY {distinct}, chosen DESC
                ON CONFLICT ({key}) DO UPDATE SET chosen = EXCLUDED.chosen, reason = EXCLUDED.reason
+               WHERE (f.chosen, f.reason) IS DISTINCT FROM (EXCLUDED.chosen, EXCLUDED.reason)
                RETURNING (xmax = 0) AS inserted"""
         ).format(cols=cols, key=key, distinct=distinct)
     ).fetchall()
@@ -211,12 +221,21 @@ def _replace_rejects(
 
 
 def table_hash(conn: psycopg.Connection, table_id: str) -> str:
-    """Fingerprint of what a table says: keys, values, confidences and sources, timestamps excluded."""
-    query = sql.SQL("SELECT row_key, {fields}, provenance FROM glaze.records WHERE table_id = %s ORDER BY row_key")
+    """Fingerprint of what a table says: keys, values, confidences and sources, timestamps excluded.
+
+    Postgres picks each field's status, confidence and source out of the provenance (in key order), so only
+    those cross the wire, not the whole provenance with its conflicts and evidence.
+    """
+    query = sql.SQL(
+        """SELECT row_key, {fields},
+                  (SELECT coalesce(jsonb_agg(jsonb_build_array(k, v -> 'status', v -> 'confidence', v -> 'source')
+                                             ORDER BY k COLLATE "C"), '[]')
+                   FROM jsonb_each(provenance) AS e(k, v))
+           FROM glaze.records WHERE table_id = %s ORDER BY row_key"""
+    )
     digest = hashlib.sha256()
     for row in conn.execute(query.format(fields=_ids(FIELD_NAMES)), (table_id,)):
-        provenance = row[-1]
-        evidence = {f: [p.get("status"), p.get("confidence"), p.get("source")] for f, p in sorted(provenance.items())}
+        evidence = {f: [status, confidence, source] for f, status, confidence, source in row[-1]}
         digest.update(json.dumps([list(row[:-1]), evidence], default=str).encode())
     return digest.hexdigest()
 
