@@ -165,7 +165,7 @@ def _add_field_values(
     """The audit trail: every candidate once; the `chosen` mark and the reason follow the latest decision.
 
     A row whose mark and reason did not change is not rewritten (a cached re-run lands the same trail again):
-    only the marks this landing moves are cleared, and the upsert touches only rows that differ.
+    only the marks this landing moves are cleared, and only rows that differ or are new are written.
     """
     cols = _ids(("table_id", *AUDIT_COLUMNS))
     create = "CREATE TEMP TABLE stage_values ON COMMIT DROP AS SELECT {} FROM glaze.field_values WITH NO DATA"
@@ -176,27 +176,46 @@ def _add_field_values(
         ("table_id", *AUDIT_COLUMNS),
         [(table_id, *r) for r in trail.select(AUDIT_COLUMNS).iter_rows()],
     )
-    # A mark this landing sets again stays as it is; every other chosen mark of a decided field is cleared.
-    conn.execute(
-        """UPDATE glaze.field_values f
-           SET chosen = false, reason = 'chosen by an earlier run: ' || coalesce(f.reason, '')
-           WHERE f.table_id = %s AND f.chosen AND f.row_key = ANY(%s) AND f.field = ANY(%s)
-             AND NOT EXISTS (SELECT 1 FROM stage_values s
-                             WHERE s.chosen AND s.row_key = f.row_key AND s.field = f.field AND s.source = f.source
-                               AND s.fetched_at = f.fetched_at AND md5(s.value) = f.value_md5)""",
-        (table_id, row_keys, list(decided)),
-    )
     key = _ids(_AUDIT_KEY)
     distinct = sql.SQL("table_id, row_key, field, source, fetched_at, md5(value)")
-    # One row per key (a value found twice in one fetch), the chosen one first; an existing row keeps its cost.
+    # One row per key (a value found twice in one fetch), the chosen one first.
+    conn.execute(
+        sql.SQL(
+            """CREATE TEMP TABLE stage_kept ON COMMIT DROP AS
+               SELECT DISTINCT ON ({distinct}) {cols}, md5(value) AS value_md5 FROM stage_values
+               ORDER BY {distinct}, chosen DESC"""
+        ).format(cols=cols, distinct=distinct)
+    )
+    # Its key indexed, so every join below is index probes at worst, whatever the planner guesses of row counts
+    # (a temporary table has no statistics; a nested loop over a scan of it would be quadratic).
+    conn.execute(sql.SQL("ALTER TABLE stage_kept ADD PRIMARY KEY ({})").format(key))
+    same_key = sql.SQL(" AND ").join(sql.SQL("f.{0} = s.{0}").format(sql.Identifier(c)) for c in _AUDIT_KEY)
+    # A mark this landing sets again stays as it is; every other chosen mark of a decided field is cleared.
+    conn.execute(
+        sql.SQL(
+            """UPDATE glaze.field_values f
+               SET chosen = false, reason = 'chosen by an earlier run: ' || coalesce(f.reason, '')
+               WHERE f.table_id = %s AND f.chosen AND f.row_key = ANY(%s) AND f.field = ANY(%s)
+                 AND NOT EXISTS (SELECT 1 FROM stage_kept s WHERE {same_key} AND s.chosen)"""
+        ).format(same_key=same_key),
+        (table_id, row_keys, list(decided)),
+    )
+    # Rows that exist take the new mark and reason only where they differ (a join: unchanged rows are not
+    # even locked); new rows are inserted, an existing row keeps its cost.
+    conn.execute(
+        sql.SQL(
+            """UPDATE glaze.field_values f SET chosen = s.chosen, reason = s.reason FROM stage_kept s
+               WHERE {same_key} AND (f.chosen, f.reason) IS DISTINCT FROM (s.chosen, s.reason)"""
+        ).format(same_key=same_key)
+    )
     inserted = conn.execute(
         sql.SQL(
             """INSERT INTO glaze.field_values AS f ({cols})
-               SELECT DISTINCT ON ({distinct}) {cols} FROM stage_values ORDER BY {distinct}, chosen DESC
+               SELECT {cols} FROM stage_kept s
+               WHERE NOT EXISTS (SELECT 1 FROM glaze.field_values f WHERE {same_key})
                ON CONFLICT ({key}) DO UPDATE SET chosen = EXCLUDED.chosen, reason = EXCLUDED.reason
-               WHERE (f.chosen, f.reason) IS DISTINCT FROM (EXCLUDED.chosen, EXCLUDED.reason)
                RETURNING (xmax = 0) AS inserted"""
-        ).format(cols=cols, key=key, distinct=distinct)
+        ).format(cols=cols, key=key, same_key=same_key)
     ).fetchall()
     return sum(1 for (new,) in inserted if new)
 
