@@ -22,7 +22,7 @@ from psycopg import sql
 from glaze_pipeline.core.model.fields import FIELD_NAMES
 from glaze_pipeline.core.model.records import AUDIT_COLUMNS, RECORD_KEY_COLUMNS
 from glaze_pipeline.core.storage import db
-from glaze_pipeline.core.storage.db import copy_rows
+from glaze_pipeline.core.storage.db import copy_frame
 
 _RECORD_COLUMNS = (*RECORD_KEY_COLUMNS, *FIELD_NAMES, "provenance", "cost_usd", "status")
 _AUDIT_KEY = ("table_id", "row_key", "field", "source", "fetched_at", "value_md5")
@@ -116,8 +116,15 @@ def _upsert_records(conn: psycopg.Connection, table_id: str, records: pl.DataFra
     """COPY into a staging table, then one upsert; `enriched_at` moves only when a value changed."""
     now = datetime.now(UTC)
     conn.execute("CREATE TEMP TABLE stage_records (LIKE glaze.records INCLUDING DEFAULTS) ON COMMIT DROP")
-    record_rows = [(table_id, *r, now) for r in records.select(_RECORD_COLUMNS).iter_rows()]
-    copy_rows(conn, "stage_records", ("table_id", *_RECORD_COLUMNS, "enriched_at"), record_rows)
+    copy_frame(
+        conn,
+        "stage_records",
+        records.select(
+            pl.lit(table_id, pl.String).alias("table_id"),
+            *_RECORD_COLUMNS,
+            pl.lit(now, pl.Datetime("us", "UTC")).alias("enriched_at"),
+        ),
+    )
     values = sql.SQL(", ").join(sql.SQL("r.") + sql.Identifier(n) for n in FIELD_NAMES)
     new_values = sql.SQL(", ").join(sql.SQL("EXCLUDED.") + sql.Identifier(n) for n in FIELD_NAMES)
     updates = sql.SQL(", ").join(
@@ -170,12 +177,7 @@ def _add_field_values(
     cols = _ids(("table_id", *AUDIT_COLUMNS))
     create = "CREATE TEMP TABLE stage_values ON COMMIT DROP AS SELECT {} FROM glaze.field_values WITH NO DATA"
     conn.execute(sql.SQL(create).format(cols))
-    copy_rows(
-        conn,
-        "stage_values",
-        ("table_id", *AUDIT_COLUMNS),
-        [(table_id, *r) for r in trail.select(AUDIT_COLUMNS).iter_rows()],
-    )
+    copy_frame(conn, "stage_values", trail.select(pl.lit(table_id, pl.String).alias("table_id"), *AUDIT_COLUMNS))
     key = _ids(_AUDIT_KEY)
     distinct = sql.SQL("table_id, row_key, field, source, fetched_at, md5(value)")
     # One row per key (a value found twice in one fetch), the chosen one first.
