@@ -63,10 +63,14 @@ def merge(
     failed = _outcomes_by_row(all_candidates)
     cost_of = dict(all_candidates.group_by("row_key").agg(cost_usd=pl.col("cost_usd").sum()).iter_rows())
     wanted_set = set(wanted)
+    fields_of = {  # per entity type, the wanted fields about its subject, in catalog order
+        e.value: [n for n in FIELD_NAMES if n in wanted_set and CATALOG[n].subject == SUBJECT_OF_ENTITY[e]]
+        for e in EntityType
+    }
     records = [
-        _record(entity, options.get(key, {}), failed.get(key, []), wanted_set, cost_of.get(key), min_confidence, fills)
+        _record(entity, options.get(key, {}), failed.get(key, []), fields, cost_of.get(key), min_confidence, fills)
         for entity in entities.iter_rows()
-        for key in (entity[0],)
+        for key, fields in ((entity[0], fields_of.get(entity[3]) or fields_of[EntityType(entity[3]).value]),)
     ]
     return pl.DataFrame(records, schema=record_schema())
 
@@ -112,10 +116,28 @@ def _ranked_options(
         )
         .sort(["boosted", "rank"], descending=[True, False])
     )
+    # Column lists zipped into dicts: no Python datetime per option (the fetch time is formatted by polars).
+    columns = groups.select(*_OPTION_COLUMNS[:-1], fetched_at=_isoformat(pl.col("fetched_at"))).to_dict(as_series=False)
     by_row: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for row in groups.iter_rows(named=True):
+    for values in zip(*columns.values(), strict=True):
+        row = dict(zip(_OPTION_COLUMNS, values, strict=True))
         by_row.setdefault(row["row_key"], {}).setdefault(row["field"], []).append(row)
     return by_row
+
+
+_OPTION_COLUMNS = (
+    *("row_key", "field", "value", "confidence", "source", "evidence", "cached", "agreeing", "boosted"),
+    "fetched_at",  # last: formatted apart
+)
+
+
+def _isoformat(utc: pl.Expr) -> pl.Expr:
+    """`datetime.isoformat()` of a UTC timestamp, in bulk: microseconds only when there are any."""
+    return (
+        pl.when(utc.dt.microsecond() == 0)
+        .then(utc.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"))
+        .otherwise(utc.dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00"))
+    )
 
 
 def _without_implausible(filled: pl.DataFrame, entities: pl.DataFrame) -> pl.DataFrame:
@@ -166,20 +188,16 @@ def _record(
     entity: tuple[str, str, str, str],
     options: dict[str, list[dict[str, Any]]],
     failed: list[Outcome],
-    wanted: set[str],
+    fields: Sequence[str],
     cost: float | None,
     min_confidence: int,
     fills: Mapping[str, Collection[str]] | None,
 ) -> dict[str, object]:
-    """One entity's record: the best option per wanted field, or the status and reason that explain the gap."""
-    entity_type = entity[3]
-    subject = SUBJECT_OF_ENTITY[EntityType(entity_type)]
-    record: dict[str, object] = dict(zip(RECORD_KEY_COLUMNS, entity, strict=True))
+    """One entity's record: the best option per wanted field (`fields`: those wanted of its kind of entity),
+    or the status and reason that explain the gap."""
+    record: dict[str, object] = dict(zip(RECORD_KEY_COLUMNS, entity, strict=True)) | _NO_VALUES
     provenance: dict[str, dict[str, object]] = {}
-    for name in FIELD_NAMES:
-        record[name] = None
-        if name not in wanted or CATALOG[name].subject != subject:
-            continue
+    for name in fields:
         if name in options:
             best, *others = options[name]
             provenance[name] = _chosen(best, others)
@@ -201,6 +219,7 @@ def _record(
     return record
 
 
+_NO_VALUES: dict[str, object] = dict.fromkeys(FIELD_NAMES)
 NOBODY_FILLS = "no provider in the waterfall fills this field for this kind of row"
 NOBODY_ANSWERED = "no provider said anything about this row"
 
@@ -226,7 +245,7 @@ def _chosen(best: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, obj
         "confidence": best["boosted"],
         "source": best["source"],
         "evidence": best["evidence"],
-        "fetched_at": best["fetched_at"].isoformat() if best["fetched_at"] else None,
+        "fetched_at": best["fetched_at"],  # already ISO 8601 text (`_isoformat`)
         "cached": best["cached"],
         "agreeing_sources": best["agreeing"],
         "conflicts": [{"value": o["value"], "confidence": o["boosted"], "source": o["source"]} for o in others],

@@ -27,7 +27,14 @@ from glaze_pipeline.core.model.candidates import Attempt, attempts_to_frame, emp
 from glaze_pipeline.core.model.provider import Provider, ProviderHealth, Target
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.spending import Spending
-from glaze_pipeline.core.storage.cache import CACHEABLE, ProviderCache, decode_attempt, encode_attempt, request_hash
+from glaze_pipeline.core.storage.cache import (
+    CACHEABLE,
+    CachedFrame,
+    ProviderCache,
+    decode_attempt,
+    encode_attempt,
+    request_hash,
+)
 from glaze_pipeline.core.storage.claims import PaidClaims
 from glaze_pipeline.core.storage.ledger import Call, StageSummary
 
@@ -171,6 +178,13 @@ class _Answers:
             if len(self.pending) >= FRAME_ROWS * 10:  # a stage served from the cache frames as it decodes
                 self.frame_some()
 
+    def add_frame(self, frame: pl.DataFrame, count: int, statuses: dict[str, int]) -> None:
+        """Answers already turned into candidate rows (cache hits decoded in bulk), after those pending."""
+        self.frame_some(force=True)
+        self.frames.append(frame)
+        self.count += count
+        self.statuses.update(statuses)
+
     def frame_some(self, *, force: bool = False) -> None:
         if self.pending and (force or len(self.pending) >= FRAME_ROWS):
             self.frames.append(attempts_to_frame(self.pending, self.source, self.wanted))
@@ -246,11 +260,12 @@ class _Stage:
         self.fresh = fresh
         cached = {} if fresh else self.cache.get_many(list(self.keys.values()))
         misses = [t for t in self.targets if self.keys[t.row_key] not in cached]
-        self.answers.add(
-            decode_attempt(t.row_key, cached[self.keys[t.row_key]])
-            for t in self.targets
-            if self.keys[t.row_key] in cached
-        )
+        if cached:  # decoded in bulk, straight into candidate rows
+            hits = CachedFrame(self.provider.name, self.answers.wanted, datetime.now(UTC))
+            for t in self.targets:
+                if (payload := cached.get(self.keys[t.row_key])) is not None:
+                    hits.add(t.row_key, payload)
+            self.answers.add_frame(hits.frame(), hits.count, hits.statuses)
         self.stats.cache_hits = self.answers.count
         if self.spending is not None and misses and not fresh:
             served, misses = self._from_ledger(misses)

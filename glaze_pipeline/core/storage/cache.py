@@ -11,18 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import polars as pl
 import redis
 
-from glaze_pipeline.core.model.candidates import Attempt, Evidence, Found
+from glaze_pipeline.core.model.candidates import CANDIDATE_SCHEMA, EVIDENCE, Attempt, Evidence, Found
+from glaze_pipeline.core.model.fields import CATALOG
 from glaze_pipeline.core.model.status import Status
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1_000  # keys per MGET / pipeline round trip
+_PIPELINED = 20  # MGETs sent in one round trip when reading (20,000 keys)
 # Only outcomes that will not change on a retry are worth remembering.
 CACHEABLE = frozenset({Status.FILLED, Status.NOT_FOUND})
 
@@ -62,6 +66,75 @@ def decode_attempt(row_key: str, payload: bytes) -> Attempt:
         detail=data.get("detail", ""),
         evidence=tuple(Evidence(url, text) for url, text in data.get("evidence", [])),
     )
+
+
+_STATUS = {s.value: s for s in Status}
+
+
+class CachedFrame:
+    """Cached answers decoded in bulk straight into the candidate frame's columns, with no object per answer.
+
+    The same rows, in the same order, as `attempts_to_frame([decode_attempt(k, p) ...], source, wanted)`:
+    values cleaned through the catalog, a row per wanted value found (or one row with the reason), then one
+    per piece of evidence. `statuses` counts each answer's own status, as the stage reports it.
+    """
+
+    def __init__(self, source: str, wanted: Collection[str] | None, now: datetime) -> None:
+        self.source, self.wanted, self.now = source, wanted, now
+        self.columns: dict[str, list[object]] = {name: [] for name in CANDIDATE_SCHEMA}
+        self.statuses: dict[str, int] = {}
+        self.count = 0
+
+    def add(self, row_key: str, payload: bytes) -> None:
+        data = json.loads(payload)
+        status = _STATUS[data["status"]].value
+        detail = data.get("detail", "")
+        fetched = datetime.fromisoformat(data["fetched_at"]) if data["fetched_at"] else self.now
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        self.count += 1
+        found = self._found(data["found"])
+        if found:
+            joined = detail or ""  # a cached value carries no reason of its own: the row's detail, if any
+            for name, value, confidence, evidence in found:
+                self._row(row_key, name, value, confidence, evidence, 0.0, fetched, Status.FILLED.value, joined)
+        else:
+            empty = Status.NOT_FOUND.value if status == Status.FILLED.value else status
+            self._row(row_key, None, None, None, None, 0.0, fetched, empty, detail)
+        for url, text in data.get("evidence", []):
+            self._row(row_key, None, text, None, url, 0.0, fetched, EVIDENCE, detail)
+
+    def _found(self, found: list[list[Any]]) -> list[tuple[str, str, int, str]]:
+        """`clean_found` over the wanted values of one answer."""
+        kept = []
+        for name, raw, confidence, evidence in found:
+            if self.wanted is not None and name not in self.wanted:
+                continue
+            spec = CATALOG.get(name)
+            value = spec.clean(raw) if spec else None
+            if value is not None:
+                kept.append((name, value, max(0, min(100, int(confidence))), evidence[:500]))
+        return kept
+
+    def _row(self, *values: object) -> None:
+        key, name, value, confidence, evidence, cost, fetched, status, detail = values
+        columns = self.columns
+        for column, item in (
+            ("row_key", key),
+            ("field", name),
+            ("value", value),
+            ("confidence", confidence),
+            ("source", self.source),
+            ("evidence", evidence),
+            ("cost_usd", cost),
+            ("cached", True),
+            ("fetched_at", fetched),
+            ("status", status),
+            ("detail", detail),
+        ):
+            columns[column].append(item)
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.columns, schema=CANDIDATE_SCHEMA)
 
 
 @dataclass
@@ -117,11 +190,16 @@ class ProviderCache:
         assert self.client is not None
         found: dict[str, bytes] = {}
         try:
-            for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start : start + _CHUNK]
-                for key, value in zip(chunk, self.client.mget(chunk), strict=True):
-                    if value is not None:
-                        found[key] = value if isinstance(value, bytes) else value.encode()
+            # Every MGET of a batch in one pipelined round trip (a pipeline of _PIPELINED MGETs at a time).
+            for at in range(0, len(keys), _CHUNK * _PIPELINED):
+                pipe = self.client.pipeline(transaction=False)
+                chunks = [keys[s : s + _CHUNK] for s in range(at, min(at + _CHUNK * _PIPELINED, len(keys)), _CHUNK)]
+                for chunk in chunks:
+                    pipe.mget(chunk)
+                for chunk, values in zip(chunks, pipe.execute(), strict=True):
+                    for key, value in zip(chunk, values, strict=True):
+                        if value is not None:
+                            found[key] = value if isinstance(value, bytes) else value.encode()
         except redis.RedisError as exc:
             self._degrade(exc)
         self.hits += len(found)

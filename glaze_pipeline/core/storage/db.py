@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import getpass
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 import psycopg
 from psycopg import sql
 
@@ -102,6 +104,23 @@ def at_head(url: str) -> bool:
             return False
         version = conn.execute("SELECT version_num FROM glaze.alembic_version").fetchone()
     return version is not None and version[0] == head_revision()
+
+
+def copy_frame(conn: psycopg.Connection, table: str, frame: pl.DataFrame) -> None:
+    """Bulk-load a polars frame with one COPY in CSV, its columns named as the table's: polars writes the CSV
+    in bulk (no Python object per cell). Every non-null text is quoted, so an empty string stays an empty
+    string and only a null becomes NULL."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(*table.split(".")), sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    )
+    with conn.cursor().copy(statement) as copy:
+        for start in range(0, frame.height, _COPY_SLICE):
+            buffer = io.BytesIO()
+            frame.slice(start, _COPY_SLICE).write_csv(buffer, include_header=False, quote_style="non_numeric")
+            copy.write(buffer.getbuffer())
+
+
+_COPY_SLICE = 50_000  # rows written to the COPY stream at a time: the CSV text in memory stays bounded
 
 
 def migrate(url: str) -> None:

@@ -22,7 +22,7 @@ from psycopg import sql
 from glaze_pipeline.core.model.fields import FIELD_NAMES
 from glaze_pipeline.core.model.records import AUDIT_COLUMNS, RECORD_KEY_COLUMNS
 from glaze_pipeline.core.storage import db
-from glaze_pipeline.core.storage.db import copy_rows
+from glaze_pipeline.core.storage.db import copy_frame
 
 _RECORD_COLUMNS = (*RECORD_KEY_COLUMNS, *FIELD_NAMES, "provenance", "cost_usd", "status")
 _AUDIT_KEY = ("table_id", "row_key", "field", "source", "fetched_at", "value_md5")
@@ -116,8 +116,15 @@ def _upsert_records(conn: psycopg.Connection, table_id: str, records: pl.DataFra
     """COPY into a staging table, then one upsert; `enriched_at` moves only when a value changed."""
     now = datetime.now(UTC)
     conn.execute("CREATE TEMP TABLE stage_records (LIKE glaze.records INCLUDING DEFAULTS) ON COMMIT DROP")
-    record_rows = [(table_id, *r, now) for r in records.select(_RECORD_COLUMNS).iter_rows()]
-    copy_rows(conn, "stage_records", ("table_id", *_RECORD_COLUMNS, "enriched_at"), record_rows)
+    copy_frame(
+        conn,
+        "stage_records",
+        records.select(
+            pl.lit(table_id, pl.String).alias("table_id"),
+            *_RECORD_COLUMNS,
+            pl.lit(now, pl.Datetime("us", "UTC")).alias("enriched_at"),
+        ),
+    )
     values = sql.SQL(", ").join(sql.SQL("r.") + sql.Identifier(n) for n in FIELD_NAMES)
     new_values = sql.SQL(", ").join(sql.SQL("EXCLUDED.") + sql.Identifier(n) for n in FIELD_NAMES)
     updates = sql.SQL(", ").join(
@@ -162,31 +169,55 @@ def _costs_from_ledger(conn: psycopg.Connection, table_id: str, row_keys: list[s
 def _add_field_values(
     conn: psycopg.Connection, table_id: str, trail: pl.DataFrame, row_keys: list[str], decided: Collection[str]
 ) -> int:
-    """The audit trail: every candidate once; the `chosen` mark and the reason follow the latest decision."""
-    conn.execute(
-        "UPDATE glaze.field_values SET chosen = false, reason = 'chosen by an earlier run: ' || coalesce(reason, '')"
-        " WHERE table_id = %s AND chosen AND row_key = ANY(%s) AND field = ANY(%s)",
-        (table_id, row_keys, list(decided)),
-    )
+    """The audit trail: every candidate once; the `chosen` mark and the reason follow the latest decision.
+
+    A row whose mark and reason did not change is not rewritten (a cached re-run lands the same trail again):
+    only the marks this landing moves are cleared, and only rows that differ or are new are written.
+    """
     cols = _ids(("table_id", *AUDIT_COLUMNS))
     create = "CREATE TEMP TABLE stage_values ON COMMIT DROP AS SELECT {} FROM glaze.field_values WITH NO DATA"
     conn.execute(sql.SQL(create).format(cols))
-    copy_rows(
-        conn,
-        "stage_values",
-        ("table_id", *AUDIT_COLUMNS),
-        [(table_id, *r) for r in trail.select(AUDIT_COLUMNS).iter_rows()],
-    )
+    copy_frame(conn, "stage_values", trail.select(pl.lit(table_id, pl.String).alias("table_id"), *AUDIT_COLUMNS))
     key = _ids(_AUDIT_KEY)
     distinct = sql.SQL("table_id, row_key, field, source, fetched_at, md5(value)")
-    # One row per key (a value found twice in one fetch), the chosen one first; an existing row keeps its cost.
+    # One row per key (a value found twice in one fetch), the chosen one first.
+    conn.execute(
+        sql.SQL(
+            """CREATE TEMP TABLE stage_kept ON COMMIT DROP AS
+               SELECT DISTINCT ON ({distinct}) {cols}, md5(value) AS value_md5 FROM stage_values
+               ORDER BY {distinct}, chosen DESC"""
+        ).format(cols=cols, distinct=distinct)
+    )
+    # Its key indexed, so every join below is index probes at worst, whatever the planner guesses of row counts
+    # (a temporary table has no statistics; a nested loop over a scan of it would be quadratic).
+    conn.execute(sql.SQL("ALTER TABLE stage_kept ADD PRIMARY KEY ({})").format(key))
+    same_key = sql.SQL(" AND ").join(sql.SQL("f.{0} = s.{0}").format(sql.Identifier(c)) for c in _AUDIT_KEY)
+    # A mark this landing sets again stays as it is; every other chosen mark of a decided field is cleared.
+    conn.execute(
+        sql.SQL(
+            """UPDATE glaze.field_values f
+               SET chosen = false, reason = 'chosen by an earlier run: ' || coalesce(f.reason, '')
+               WHERE f.table_id = %s AND f.chosen AND f.row_key = ANY(%s) AND f.field = ANY(%s)
+                 AND NOT EXISTS (SELECT 1 FROM stage_kept s WHERE {same_key} AND s.chosen)"""
+        ).format(same_key=same_key),
+        (table_id, row_keys, list(decided)),
+    )
+    # Rows that exist take the new mark and reason only where they differ (a join: unchanged rows are not
+    # even locked); new rows are inserted, an existing row keeps its cost.
+    conn.execute(
+        sql.SQL(
+            """UPDATE glaze.field_values f SET chosen = s.chosen, reason = s.reason FROM stage_kept s
+               WHERE {same_key} AND (f.chosen, f.reason) IS DISTINCT FROM (s.chosen, s.reason)"""
+        ).format(same_key=same_key)
+    )
     inserted = conn.execute(
         sql.SQL(
             """INSERT INTO glaze.field_values AS f ({cols})
-               SELECT DISTINCT ON ({distinct}) {cols} FROM stage_values ORDER BY {distinct}, chosen DESC
+               SELECT {cols} FROM stage_kept s
+               WHERE NOT EXISTS (SELECT 1 FROM glaze.field_values f WHERE {same_key})
                ON CONFLICT ({key}) DO UPDATE SET chosen = EXCLUDED.chosen, reason = EXCLUDED.reason
                RETURNING (xmax = 0) AS inserted"""
-        ).format(cols=cols, key=key, distinct=distinct)
+        ).format(cols=cols, key=key, same_key=same_key)
     ).fetchall()
     return sum(1 for (new,) in inserted if new)
 
@@ -211,12 +242,21 @@ def _replace_rejects(
 
 
 def table_hash(conn: psycopg.Connection, table_id: str) -> str:
-    """Fingerprint of what a table says: keys, values, confidences and sources, timestamps excluded."""
-    query = sql.SQL("SELECT row_key, {fields}, provenance FROM glaze.records WHERE table_id = %s ORDER BY row_key")
+    """Fingerprint of what a table says: keys, values, confidences and sources, timestamps excluded.
+
+    Postgres picks each field's status, confidence and source out of the provenance (in key order), so only
+    those cross the wire, not the whole provenance with its conflicts and evidence.
+    """
+    query = sql.SQL(
+        """SELECT row_key, {fields},
+                  (SELECT coalesce(jsonb_agg(jsonb_build_array(k, v -> 'status', v -> 'confidence', v -> 'source')
+                                             ORDER BY k COLLATE "C"), '[]')
+                   FROM jsonb_each(provenance) AS e(k, v))
+           FROM glaze.records WHERE table_id = %s ORDER BY row_key"""
+    )
     digest = hashlib.sha256()
     for row in conn.execute(query.format(fields=_ids(FIELD_NAMES)), (table_id,)):
-        provenance = row[-1]
-        evidence = {f: [p.get("status"), p.get("confidence"), p.get("source")] for f, p in sorted(provenance.items())}
+        evidence = {f: [status, confidence, source] for f, status, confidence, source in row[-1]}
         digest.update(json.dumps([list(row[:-1]), evidence], default=str).encode())
     return digest.hexdigest()
 

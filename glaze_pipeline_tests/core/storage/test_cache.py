@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
+import polars as pl
 import pytest
 import redis
 
-from glaze_pipeline.core.model.candidates import Attempt, Found
+from glaze_pipeline.core.model.candidates import Attempt, Evidence, Found, attempts_to_frame
 from glaze_pipeline.core.model.fields import EntityType
 from glaze_pipeline.core.model.provider import Provider, Target
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.stage import run_stage
 from glaze_pipeline.core.storage.cache import (
     CACHEABLE,
+    CachedFrame,
     ProviderCache,
     connect_cache,
     decode_attempt,
@@ -83,6 +86,48 @@ def test_decoded_attempt_is_free_cached_and_keeps_its_fetch_time() -> None:
     )
     decoded = decode_attempt("r1", encode_attempt(attempt, attempt.cost_usd))
     assert decoded == Attempt("r1", attempt.found, Status.FILLED, 0.0, True, fetched, "d")
+
+
+def test_answers_decoded_in_bulk_give_the_same_candidate_rows_as_one_attempt_at_a_time() -> None:
+    fetched = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+    elsewhere = datetime(2026, 3, 4, 7, 6, 7, tzinfo=timezone(timedelta(hours=2)))  # the same instant, +02:00
+    attempts = [
+        Attempt(
+            "r1",
+            (
+                Found("company_name", "  Acme  GmbH ", 140, "x" * 600),  # cleaned, confidence capped, evidence cut
+                Found("company_website", "not a url", 90, "page"),  # the catalog refuses it: no row
+                Found("company_city", "Berlin", -5, "address"),  # not wanted below: no row
+                Found(
+                    "company_name", "Acme", 70, "title", reason="lost to the og:site_name"
+                ),  # the reason is not cached
+            ),
+            Status.FILLED,
+            0.03,
+            fetched_at=fetched,
+            detail="two names",
+            evidence=(Evidence("https://acme.example/about", "About Acme"),),
+        ),
+        Attempt("r2", (Found("company_city", "Leeds", 80, "e"),), Status.FILLED, fetched_at=elsewhere),  # none wanted
+        Attempt("r3", (), Status.NOT_FOUND, fetched_at=None),  # no fetch time: the frame's `now`
+        Attempt("r4", (), Status.PROVIDER_ERROR, detail="HTTP 500", fetched_at=fetched),
+        Attempt("r5", (Found("company_name", "Beta", 60, "e"),), Status.FILLED, fetched_at=elsewhere),
+    ]
+    payloads = [(a.row_key, encode_attempt(a, a.cost_usd)) for a in attempts]
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    for wanted in (["company_name", "company_website"], None):
+        bulk = CachedFrame("search", wanted, now)
+        for key, payload in payloads:
+            bulk.add(key, payload)
+        one_by_one = [decode_attempt(key, payload) for key, payload in payloads]
+        expected = attempts_to_frame(one_by_one, "search", wanted).with_columns(  # it stamps its own `now`
+            fetched_at=pl.when(pl.col("row_key") == "r3").then(pl.lit(now)).otherwise(pl.col("fetched_at"))
+        )
+        got = bulk.frame()
+        assert got.schema == expected.schema
+        assert got.to_dicts() == expected.to_dicts()
+        assert bulk.statuses == dict(Counter(a.status.value for a in one_by_one))
+        assert bulk.count == len(attempts)
 
 
 # --- hit, miss, TTL ------------------------------------------------------------------------------

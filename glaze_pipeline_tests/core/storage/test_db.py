@@ -1,6 +1,8 @@
 import subprocess
 import sys
+from datetime import UTC, datetime
 
+import polars as pl
 from alembic.script import ScriptDirectory
 
 from glaze_pipeline.core.model.fields import FIELD_NAMES
@@ -74,3 +76,36 @@ def test_advisory_lock_admits_one_holder_at_a_time(servers):
         assert other.execute("SELECT pg_try_advisory_lock(42)").fetchone() == (False,)
     with db.connect(servers.database_url, autocommit=True) as other:
         assert other.execute("SELECT pg_try_advisory_lock(42)").fetchone() == (True,)
+
+
+def test_copy_frame_lands_the_same_rows_as_copy_row_by_row(servers, conn):
+    """Landing's bulk COPY (CSV written by polars) against psycopg's row-by-row COPY, on awkward values."""
+    fetched = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+    frame = pl.DataFrame(
+        {
+            "text": ["", None, 'say "hi",\nthen\tgo \\ home', "Zürich – 東京 😀", "NULL", "\\N"],
+            "cost": [0.0001, None, 1e-10, 12345678.123456789, 0.1 + 0.2, 0.0],
+            "flag": [True, None, False, True, False, True],
+            "at": [fetched, None, fetched.replace(microsecond=0), fetched, fetched, fetched],
+            "small": [0, None, 100, 7, 80, 1],
+        },
+        schema={
+            "text": pl.String,
+            "cost": pl.Float64,
+            "flag": pl.Boolean,
+            "at": pl.Datetime("us", "UTC"),
+            "small": pl.UInt8,
+        },
+    )
+    columns = "(n serial, text text, cost numeric(20,10), flag boolean, at timestamptz, small smallint)"
+    for name in ("by_frame", "by_row"):
+        conn.execute(f"CREATE TEMP TABLE {name} {columns}")
+    db.copy_frame(conn, "by_frame", frame)
+    db.copy_rows(conn, "by_row", frame.columns, frame.iter_rows())
+    read = "SELECT text, cost, flag, at, small FROM {} ORDER BY n"
+    assert conn.execute(read.format("by_frame")).fetchall() == conn.execute(read.format("by_row")).fetchall()
+    assert conn.execute("SELECT text IS NULL, text = '' FROM by_frame ORDER BY n LIMIT 2").fetchall() == [
+        (False, True),
+        (True, None),
+    ]
+    conn.rollback()

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+from psycopg import sql
 
 from glaze_pipeline.core.intake.tables import TableStatus
 from glaze_pipeline.core.intake.uploads import upload_file
 from glaze_pipeline.core.model.candidates import Attempt, Found, attempts_to_frame
+from glaze_pipeline.core.model.fields import FIELD_NAMES
 from glaze_pipeline.core.model.status import Status
 from glaze_pipeline.core.pipeline.merge import audit_trail, merge
 from glaze_pipeline.core.pipeline.waterfall import TableWork
-from glaze_pipeline.core.storage.landing import land
+from glaze_pipeline.core.storage.landing import land, table_hash
 from glaze_pipeline.core.storage.ledger import Call, Ledger
 from glaze_pipeline_tests.helpers import write_table
 
@@ -126,6 +130,49 @@ def test_a_rerun_moves_the_chosen_mark_and_adds_only_what_is_new(servers, conn, 
         (work.table_id,),
     ).fetchone()
     assert chosen == (1,)
+
+
+def test_landing_the_same_trail_again_rewrites_no_audit_row_and_a_moved_mark_touches_only_its_rows(
+    servers, conn, tmp_path
+):
+    work = _table(conn, tmp_path, "audit_same")
+    key = work.rows["row_key"][0]
+    fetched = datetime(2026, 3, 1, tzinfo=UTC)
+    found = (Found("company_name", "Acme", 80, "title"), Found("company_city", "Berlin", 80, "address"))
+    first = attempts_to_frame([Attempt(key, found, Status.FILLED, fetched_at=fetched)], "website")
+    _land(conn, work, first)
+    versions = "SELECT field, source, value, xmin::text FROM glaze.field_values WHERE table_id = %s ORDER BY 1, 2, 3"
+    before = conn.execute(versions, (work.table_id,)).fetchall()
+    trail = _trail(conn, work.table_id)
+    assert _land(conn, work, first) == 0  # a cached re-run: the same candidates, the same decisions
+    assert conn.execute(versions, (work.table_id,)).fetchall() == before  # no row version was written
+    assert _trail(conn, work.table_id) == trail
+
+    # A search value with more agreement now wins the name: the old mark is cleared, the city row is untouched.
+    search = attempts_to_frame(
+        [Attempt(key, (Found("company_name", "Acme Robotics", 95, "snippet"),), Status.FILLED, fetched_at=fetched)],
+        "search",
+    )
+    _land(conn, work, first, search)
+    after = {(f, s, v): x for f, s, v, x in conn.execute(versions, (work.table_id,)).fetchall()}
+    old = {(f, s, v): x for f, s, v, x in before}
+    assert after[("company_city", "website", "Berlin")] == old[("company_city", "website", "Berlin")]
+    assert after[("company_name", "website", "Acme")] != old[("company_name", "website", "Acme")]
+    marks = {v: (chosen, reason) for _, _, v, chosen, reason, _ in _trail(conn, work.table_id)}
+    assert marks["Acme Robotics"] == (True, "search at confidence 95; beat 'Acme' from website (80)")
+    assert marks["Acme"] == (False, "lost to 'Acme Robotics' from search (confidence 95)")
+    assert marks["Berlin"][0] is True
+    assert table_hash(conn, work.table_id) == _hash_of_whole_provenance(conn, work.table_id)
+
+
+def _hash_of_whole_provenance(conn, table_id: str) -> str:
+    """The table hash as it was computed before Postgres picked the parts out: every provenance read whole."""
+    query = sql.SQL("SELECT row_key, {}, provenance FROM glaze.records WHERE table_id = %s ORDER BY row_key")
+    digest = hashlib.sha256()
+    for row in conn.execute(query.format(sql.SQL(", ").join(map(sql.Identifier, FIELD_NAMES))), (table_id,)):
+        evidence = {f: [p.get("status"), p.get("confidence"), p.get("source")] for f, p in sorted(row[-1].items())}
+        digest.update(json.dumps([list(row[:-1]), evidence], default=str).encode())
+    return digest.hexdigest()
 
 
 def test_a_rows_cost_is_the_ledgers_even_when_a_killed_run_paid_and_the_rerun_was_served_free(servers, conn, tmp_path):
