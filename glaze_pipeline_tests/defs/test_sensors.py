@@ -1,3 +1,5 @@
+import uuid
+
 import dagster as dg
 import pytest
 
@@ -110,3 +112,39 @@ def test_small_tables_run_in_process_and_big_ones_in_forkserver_processes(inbox,
     job = defs.resolve_job_def("enrich_table")
     for config in configs.values():
         dg.validate_run_config(job, config)  # Dagster accepts both as they are
+
+
+def test_a_table_past_one_chunk_goes_to_the_chunked_job(inbox, conn, tmp_path, monkeypatch):
+    monkeypatch.setenv("GLAZE_CHUNK_ROWS", "2")
+    small = upload_file(conn, write_table(tmp_path / "one_chunk.csv", demo_urls()[:2])).table_id
+    big = upload_file(conn, write_table(tmp_path / "two_chunks.csv", demo_urls()[:3])).table_id
+    conn.commit()
+    requests = {r.partition_key: r for r in _evaluate(dg.DagsterInstance.ephemeral()).run_requests}
+
+    assert requests[small].job_name == "enrich_table"
+    assert requests[big].job_name == "enrich_table_chunked"
+    assert requests[big].run_key == f"table:{big}"  # launched once, as any table run
+    dg.validate_run_config(defs.resolve_job_def("enrich_table_chunked"), requests[big].run_config)
+
+
+def test_the_chunked_job_claims_its_table_like_any_table_run(inbox, conn, tmp_path):
+    """A table another live run holds: a chunked run of it stops at its first step, no chunk started."""
+    table_id = upload_file(conn, write_table(tmp_path / "held.csv", demo_urls()[:2])).table_id
+    holder = str(uuid.uuid4())  # a run alive elsewhere: its heartbeat is fresh
+    conn.execute(
+        "UPDATE glaze.tables SET status = 'running', last_run_id = %s, heartbeat_at = now() WHERE table_id = %s",
+        (holder, table_id),
+    )
+    conn.commit()
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tables", [table_id])
+
+    result = defs.resolve_job_def("enrich_table_chunked").execute_in_process(
+        instance=instance, partition_key=table_id, raise_on_error=False
+    )
+
+    failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == ["table_chunks"]
+    assert "already being enriched by run" in failures[0].step_failure_data.error.to_string()
+    row = conn.execute("SELECT status, last_run_id FROM glaze.tables WHERE table_id = %s", (table_id,)).fetchone()
+    assert row == ("running", uuid.UUID(holder)) or row == ("running", holder)  # the holder keeps its table

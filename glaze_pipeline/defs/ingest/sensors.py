@@ -2,17 +2,21 @@
 
 import dagster as dg
 
+from glaze_pipeline.config import Settings
 from glaze_pipeline.core.intake.lifecycle import queue_table
 from glaze_pipeline.core.intake.tables import accepted_rows, pending_tables
 from glaze_pipeline.core.intake.uploads import content_hash, inbox_files
-from glaze_pipeline.defs.execution import execution_for
+from glaze_pipeline.defs.execution import chunked_execution, execution_for
 from glaze_pipeline.defs.ingest.jobs import REGISTER_TABLE_JOB, register_table
 from glaze_pipeline.defs.jobs import ENRICH_TABLE_JOB, enrich_table
+from glaze_pipeline.defs.merge.chunked import CHUNKED_JOB, enrich_table_chunked
 from glaze_pipeline.defs.resources import TABLES, RuntimeResource
 
 
 @dg.sensor(
-    jobs=[register_table, enrich_table], minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING
+    jobs=[register_table, enrich_table, enrich_table_chunked],
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def new_tables_sensor(context: dg.SensorEvaluationContext, runtime: RuntimeResource) -> dg.SensorResult:
     """Request one `register_table` run per inbox file (run_key = its content hash: the tick reads no rows),
@@ -30,16 +34,19 @@ def new_tables_sensor(context: dg.SensorEvaluationContext, runtime: RuntimeResou
         dynamic_partitions_requests=[TABLES.build_add_request(pending)] if pending else [],
         run_requests=[
             *registers,
-            *(
-                dg.RunRequest(
-                    job_name=ENRICH_TABLE_JOB,
-                    partition_key=t,
-                    run_key=f"table:{t}",
-                    run_config={"execution": execution_for(sizes[t], rt.settings.in_process_max_rows)},
-                )
-                for t in pending
-            ),
+            *(enrichment_request(t, sizes[t], rt.settings) for t in pending),
         ],
+    )
+
+
+def enrichment_request(table_id: str, accepted: int, s: Settings) -> dg.RunRequest:
+    """enrich_table for a table of up to GLAZE_CHUNK_ROWS rows (its executor by size); the chunked job above."""
+    if accepted > s.chunk_rows:
+        job, execution = CHUNKED_JOB, chunked_execution()
+    else:
+        job, execution = ENRICH_TABLE_JOB, execution_for(accepted, s.in_process_max_rows)
+    return dg.RunRequest(
+        job_name=job, partition_key=table_id, run_key=f"table:{table_id}", run_config={"execution": execution}
     )
 
 

@@ -16,7 +16,7 @@ def unknown_table_message(table_id: str) -> str:
     )
 
 
-def uploaded_table(context: dg.AssetExecutionContext, conn: psycopg.Connection) -> TableInfo:
+def uploaded_table(context: dg.AssetExecutionContext | dg.OpExecutionContext, conn: psycopg.Connection) -> TableInfo:
     """The run's table, or a Failure that says how to upload it (no retry, no traceback chain).
 
     A partition typed into the backfill dialog for a table that was never uploaded is removed again, so

@@ -14,8 +14,11 @@ import dagster as dg
 from dagster_celery import celery_executor
 
 from glaze_pipeline.config import settings
+from glaze_pipeline.core.intake.lifecycle import claim_table
 from glaze_pipeline.core.pipeline.chunks import Chunk, ChunkOutcome, enrich_chunk, finish_table, plan_chunks
 from glaze_pipeline.core.pipeline.waterfall import TableWork
+from glaze_pipeline.defs.ingest.tables import uploaded_table
+from glaze_pipeline.defs.lifecycle.runs import repair_tables
 from glaze_pipeline.defs.merge.assets import picture
 from glaze_pipeline.defs.providers.assets import STEP_RETRY
 from glaze_pipeline.defs.resources import TABLES, BudgetResource, RuntimeResource, resources
@@ -67,7 +70,12 @@ def table_chunks(context: dg.OpExecutionContext, runtime: RuntimeResource) -> It
     """Cut the table into chunks of GLAZE_CHUNK_ROWS entities; the same table always gives the same cuts."""
     rt = runtime.runtime
     with rt.connection() as conn:
-        chunks = plan_chunks(conn, context.partition_key, rt.settings.chunk_rows)
+        info = uploaded_table(context, conn)  # a partition for a table never uploaded stops here, saying so
+        # One live run per table, as for enrich_table: a dead holder is released, a live one refuses this run.
+        repair_tables(context.instance, conn, rt.settings.run_lost_after_s)
+        claim_table(conn, info.table_id, context.run_id)
+        conn.commit()
+        chunks = plan_chunks(conn, info.table_id, rt.settings.chunk_rows)
     context.log.info(f"{len(chunks)} chunk(s) of at most {rt.settings.chunk_rows} entities")
     total = sum(c.entities for c in chunks)
     for chunk in chunks:  # its share of the table is its share of the run budget: chunks run side by side
@@ -160,7 +168,11 @@ def chunked_on_workers() -> dg.JobDefinition:
     return build_chunked_job(WORKERS_JOB, celery_executor, workers_run_config({"env": "GLAZE_REDIS_URL"}))
 
 
+enrich_table_chunked = chunked_on_this_machine()  # one object: the sensor names it, the loader registers it
+enrich_table_on_workers = chunked_on_workers()
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     """The two chunked table jobs, for the defs-folder loader."""
-    return dg.Definitions(jobs=[chunked_on_this_machine(), chunked_on_workers()])
+    return dg.Definitions(jobs=[enrich_table_chunked, enrich_table_on_workers])
