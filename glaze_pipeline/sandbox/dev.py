@@ -3,12 +3,14 @@
 It gets a temporary GLAZE_HOME, a database of its own (on GLAZE_DATABASE_URL's server, or the embedded
 one under that home), a Redis key prefix of its own, and the demo companies' websites on loopback
 (GLAZE_RESOLVE). Leaving the `with` block sends SIGTERM to `glaze dev`, as a terminal's Ctrl-C would,
-waits for it, and records which processes of its group are still there (there should be none); then the
+waits for it, gives its session 60 s to empty and records which processes are still there (there should
+be none); then the
 database it created is dropped, its Redis keys deleted and its home removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -129,6 +131,9 @@ class GlazeDev:
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGTERM)
                 process.wait(timeout=120)
+            # `dg dev` has returned; its webserver, daemon, code servers and runs end within moments after.
+            with contextlib.suppress(TimeoutError):
+                wait_until(lambda: not processes_in_session(process.pid), "glaze dev's processes to end", 60)
             self.left_after_sigterm = processes_in_session(process.pid)
         if self._site is not None:
             self._site.stop()
