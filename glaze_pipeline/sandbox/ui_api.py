@@ -43,6 +43,11 @@ BACKFILL = """query ($id: String!) {
 JOB_RUNS = (
     """query ($job: String!) { runsOrError(filter: {pipelineName: $job}) { ... on Runs { results { runId } } } }"""
 )
+GOING = """{
+  runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]}) {
+    ... on Runs { results { runId } }
+  }
+}"""
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -84,12 +89,11 @@ class DagsterUi:
         added = self.ask(ADD_PARTITION, repo=self.repo, key=table_id)["addDynamicPartition"]
         self._expect(added, "AddDynamicPartitionSuccess")
 
-    def launch_backfill(self, table_ids: list[str], run_config: dict[str, Any] | None = None) -> str:
-        """One backfill of the table job over these partitions (its runs take the job's config unless given)."""
+    def launch_backfill(self, table_ids: list[str]) -> str:
+        """One backfill of the table job over these partitions; its runs take the job's config (a job backfill
+        ignores `runConfigData`), as from the UI's dialog."""
         selector = {"partitionSetName": f"{ENRICH_TABLE_JOB}_partition_set", "repositorySelector": self.repo}
         params: dict[str, Any] = {"selector": selector, "partitionNames": table_ids}
-        if run_config is not None:
-            params["runConfigData"] = run_config
         launched = self.ask(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
         return str(self._expect(launched, "LaunchBackfillSuccess")["backfillId"])
 
@@ -113,6 +117,11 @@ class DagsterUi:
 
         waited = wait_until(done, f"backfill {backfill_id}'s {count} runs", timeout_s, every_s=1)
         return seen[-1], waited
+
+    def wait_until_idle(self, timeout_s: float) -> None:
+        """Until no run is queued or going (the marts run that follows a landing, say): runs are processes of
+        their own, which stopping `glaze dev` does not stop."""
+        wait_until(lambda: not self.ask(GOING)["runsOrError"]["results"], "every run to finish", timeout_s, every_s=1)
 
     def job_run_ids(self, job: str = ENRICH_TABLE_JOB) -> list[str]:
         return [r["runId"] for r in self.ask(JOB_RUNS, job=job)["runsOrError"]["results"]]
