@@ -7,6 +7,7 @@ killed with SIGKILL (or a crashed daemon) is noticed the next time anything look
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -105,10 +106,22 @@ def run_failure_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
         event = record.dagster_event
         error = getattr(event.event_specific_data, "error", None) if event else None
         if error is not None and event is not None:
-            return f"run {run.run_id[:8]} failed in {event.step_key}: {_first_line(error.message)}"
+            return f"run {run.run_id[:8]} failed in {event.step_key}: {_step_error(error)}"
     failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     message = failures[-1].message if failures else "no reason recorded"
     return f"run {run.run_id[:8]} failed: {_first_line(message)}"
+
+
+def _step_error(error: Any) -> str:
+    """The step's own error; for a step that used up its retries, the error it kept raising (Dagster's
+    failure then says only "Exceeded max_retries of 2" and keeps the error as its cause)."""
+    said = _first_line(error.message)
+    if not said.startswith("Exceeded max_retries") or error.cause is None:
+        return said
+    root = error
+    while root.cause is not None:
+        root = root.cause
+    return f"{_first_line(root.message)} ({said[0].lower()}{said[1:]})"
 
 
 def with_next_step(reason: str, table_id: str) -> str:
