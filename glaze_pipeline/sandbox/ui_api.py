@@ -49,6 +49,7 @@ GOING = """{
   }
 }"""
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+TABLES_LOCATION = "glaze_pipeline"  # workspace.yaml's main location; the records one serves enrich_record
 
 
 class GraphQLProblem(RuntimeError):
@@ -56,11 +57,12 @@ class GraphQLProblem(RuntimeError):
 
 
 class DagsterUi:
-    """The one code location of a running `glaze dev`, on 127.0.0.1:port."""
+    """The table code location of a running `glaze dev` (beside the record one), on 127.0.0.1:port."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, location: str = TABLES_LOCATION) -> None:
         self.client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
-        [repository] = self.ask(REPOSITORIES)["repositoriesOrError"]["nodes"]
+        nodes = self.ask(REPOSITORIES)["repositoriesOrError"]["nodes"]
+        [repository] = [n for n in nodes if n["location"]["name"] == location]
         self.repo = {"repositoryName": repository["name"], "repositoryLocationName": repository["location"]["name"]}
 
     def ask(self, query: str, **variables: Any) -> dict[str, Any]:
