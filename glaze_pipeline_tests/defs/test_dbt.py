@@ -64,17 +64,22 @@ def test_a_landed_table_refreshes_the_marts_and_dbt_build_passes(servers, conn, 
     conn.commit()
     instance = dg.DagsterInstance.ephemeral()
 
-    _, cursor = _requested(instance, None)  # the daemon's first tick: it starts from here
+    first, cursor = _requested(instance, None)  # the daemon's first tick on a new deployment
+    assert first == {ICP_SEED}  # the seed, which no landing would ever request, is built first
+    seeded = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={ICP_SEED})
+    assert seeded.execute_in_process(instance=instance).success
     instance.add_dynamic_partitions("tables", [table_id])
     landed = defs.resolve_job_def("enrich_table").execute_in_process(instance=instance, partition_key=table_id)
     assert landed.success
     after_landing, cursor = _requested(instance, cursor)
     assert after_landing == DBT_KEYS - {ICP_SEED}  # every model is refreshed after the landing; the seed has no deps
 
-    refreshed = defs.resolve_job_def(REFRESH_MARTS_JOB).execute_in_process(instance=instance)
+    # What the daemon would launch: exactly that selection, which must build on a deployment seeded as above.
+    refresh = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=after_landing)
+    refreshed = refresh.execute_in_process(instance=instance)
     assert refreshed.success
     materialized = {e.asset_key for e in refreshed.get_asset_materialization_events()}
-    assert materialized == DBT_KEYS
+    assert materialized == DBT_KEYS - {ICP_SEED}
     checks = refreshed.get_asset_check_evaluations()
     assert len(checks) >= 50 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
     results = _run_results(refreshed.run_id)["results"]
@@ -121,6 +126,10 @@ def test_a_landed_table_refreshes_the_marts_and_dbt_build_passes(servers, conn, 
     ).fetchall()
     assert {(p, paid, cost) for p, _, paid, cost in costs if cost} == set(ledger)  # money equals the ledger
     assert {p: calls for p, calls, *_ in costs}["website"] == len(hosts)
+
+    conn.rollback()  # this test's reads hold locks that dbt's rebuild of the marts would wait for
+    whole = defs.resolve_job_def(REFRESH_MARTS_JOB).execute_in_process(instance=instance)  # what `glaze enrich` runs
+    assert whole.success and {e.asset_key for e in whole.get_asset_materialization_events()} == DBT_KEYS
 
 
 def test_dbt_assets_hang_below_landed_records_with_tests_as_checks():

@@ -32,6 +32,19 @@ REFRESH_AFTER_LANDING = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("refresh after a table lands")
 
+# A seed has no upstream asset, so no landing requests it, and the models' refresh after the first landing
+# would fail on a deployment where it was never built (icp_scores reads it). It is built on the condition's
+# first evaluation when missing (the daemon's first tick on a new deployment; `since_last_handled` counts
+# that tick as handled, so it is outside it) and when it goes missing later; a failed build is not retried
+# in a loop.
+SEED_WHEN_MISSING = (
+    (
+        (dg.AutomationCondition.initial_evaluation() & dg.AutomationCondition.missing())
+        | dg.AutomationCondition.newly_missing().since_last_handled()
+    )
+    & ~dg.AutomationCondition.in_progress()
+).with_label("build when missing")
+
 
 class GlazeDbtTranslator(DagsterDbtTranslator):
     """Sources map to landed_records (their meta says so), models group by folder, and all refresh after landing."""
@@ -46,7 +59,7 @@ class GlazeDbtTranslator(DagsterDbtTranslator):
         return "staging" if folder in ("staging", "intermediate") else "marts"
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
-        return REFRESH_AFTER_LANDING
+        return SEED_WHEN_MISSING if dbt_resource_props.get("resource_type") == "seed" else REFRESH_AFTER_LANDING
 
 
 @contextmanager
