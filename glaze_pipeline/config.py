@@ -10,6 +10,8 @@ import ipaddress
 import math
 import os
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,6 +205,21 @@ class Settings:
     def exports(self) -> Path:
         """Where `glaze sql --duckdb` may read exported files (beside the stage files), e.g. a mart as Parquet."""
         return self.home / "exports"
+
+
+@contextmanager
+def scoped_env(**values: str) -> Iterator[None]:
+    """Set environment variables for a block (settings are read when a run starts), then put them back."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def parse_resolve(spec: str) -> dict[str, tuple[str, int]]:

@@ -34,7 +34,7 @@ import redis
 from aiohttp import web
 from psycopg import sql
 
-from glaze_pipeline.config import settings
+from glaze_pipeline.config import scoped_env, settings
 from glaze_pipeline.core.intake.lifecycle import release_table
 from glaze_pipeline.core.intake.tables import TableStatus
 from glaze_pipeline.core.intake.uploads import upload_file
@@ -71,21 +71,6 @@ class FaultOutcome:
 
 
 # --- the pieces every scenario uses ---------------------------------------------------------------
-
-
-@contextmanager
-def scoped_env(**values: str) -> Iterator[None]:
-    """Set environment variables for a block (settings are read when a run starts), then put them back."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def fresh_prefix() -> dict[str, str]:

@@ -9,14 +9,14 @@ daemon (`glaze dev`, docker compose); `glaze enrich`, which runs without it, ref
 its run (runner.refresh_marts). Either way a Postgres advisory lock lets one build at a time write the marts.
 """
 
-import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from glaze_pipeline.config import scoped_env
 from glaze_pipeline.core.storage import db
 from glaze_pipeline.defs.dbt.project import prepare_manifest
 from glaze_pipeline.defs.resources import RuntimeResource
@@ -62,19 +62,9 @@ class GlazeDbtTranslator(DagsterDbtTranslator):
         return SEED_WHEN_MISSING if dbt_resource_props.get("resource_type") == "seed" else REFRESH_AFTER_LANDING
 
 
-@contextmanager
-def database_environment(url: str) -> Iterator[None]:
+def database_environment(url: str) -> AbstractContextManager[None]:
     """PGHOST & co. from the pipeline's own database URL while dbt starts: its profile reads them."""
-    saved = {name: os.environ.get(name) for name in db.LIBPQ_VARIABLES}
-    os.environ.update(db.libpq_environment(url))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return scoped_env(**db.libpq_environment(url))
 
 
 BUILD_SUMMARY_PREFIX = "dbt build · "
